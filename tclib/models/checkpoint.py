@@ -1,0 +1,55 @@
+"""Checkpoint files: written atomically, read back with a clear error when keys do not fit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+
+def save_checkpoint(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temporary file beside `path`, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint: {err}") from err
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
+    """Load a state dict (or a training checkpoint's "model" entry) into `model`, strictly.
+
+    Returns the whole checkpoint. Missing or unexpected keys raise CheckpointError naming the file.
+    """
+    checkpoint = read_checkpoint(path)
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    wrong_shape = sorted(k for k in set(ours) & set(state) if ours[k].shape != state[k].shape)
+    if missing or unexpected or wrong_shape:
+        parts = []
+        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                            ("keys with wrong shapes", wrong_shape)):
+            if keys:
+                parts.append(f"{label} {keys[:5]}{' ...' if len(keys) > 5 else ''} ({len(keys)} in all)")
+        raise CheckpointError(f"{path}: does not fit {type(model).__name__}: " + "; ".join(parts))
+    model.load_state_dict(state)
+    return checkpoint

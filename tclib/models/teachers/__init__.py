@@ -1,0 +1,21 @@
+"""Teachers: heavy text-video models whose similarities and frame relevance TeachCLIP imitates."""
+
+from __future__ import annotations
+
+from open_clip.model import CLIP
+
+from ...errors import ParamsError
+from .base import Features, Teacher, select
+from .xclip import XCLIP
+
+TEACHERS: dict[str, type[Teacher]] = {XCLIP.name: XCLIP}
+
+
+def build_teacher(name: str, clip: CLIP, max_words: int, max_frames: int, temporal_layers: int = 4) -> Teacher:
+    """A fresh teacher of the registered class `name` on the given backbone."""
+    if name not in TEACHERS:
+        raise ParamsError(f"unknown teacher {name!r}; known teachers: {sorted(TEACHERS)}")
+    return TEACHERS[name](clip, max_words=max_words, max_frames=max_frames, temporal_layers=temporal_layers)
+
+
+__all__ = ["Features", "Teacher", "TEACHERS", "XCLIP", "build_teacher", "select"]

@@ -1,0 +1,193 @@
+"""Experiment parameters: one flat schema shared by every notebook and by `tclib reproduce`.
+
+A params file (`params/<exp>.yaml`) is a plain papermill parameter file: a flat mapping from
+the keys below to values. `load_params` reads one, rejects unknown keys and wrong types (naming
+the file and the key), and fills in defaults. The defaults are the reference MSR-VTT settings
+(CLIP4Clip / TeachCLIP, ViT-B/32); `params/demo.yaml` overrides what the demo needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ParamsError
+
+TEACHCLIP_RUNS = ("clip4clip-meanP", "clip4clip-seqTransf", "teachclip-coarse", "teachclip")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every parameter of an experiment. Field comments say what each one means."""
+
+    # --- experiment -------------------------------------------------------------------------
+    exp: str = "msrvtt-9k"  # name; results go to <results_dir>/<exp>/
+    results_dir: str = "results"
+    seeds: list = field(default_factory=lambda: [42])  # one run per seed (table: mean ± std)
+    device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda", "cuda:1", ...
+
+    # --- data ----------------------------------------------------------------------------------
+    dataset: str = "msrvtt"
+    data_root: str = "data/msrvtt"  # holds MSRVTT_data.json, the csv files and the videos
+    videos_dir: str = ""  # where the videos are, when not under data_root
+    train_csv: str = "MSRVTT_train.9k.csv"
+    test_csv: str = "MSRVTT_JSFUSION_test.csv"
+    expand_sentences: bool = True  # train on every caption of a video (reference: True)
+    synthetic: bool = False  # write the synthetic MSR-VTT-layout data set into data_root first
+    synthetic_train_videos: int = 240
+    synthetic_test_videos: int = 100
+    synthetic_frame_size: int = 64
+    synthetic_seed: int = 0
+    max_words: int = 32
+    max_frames: int = 12
+    framerate: int = 1  # frames sampled per second, before max_frames are picked
+    slice_framepos: int = 2  # 0 head, 1 tail, 2 uniform
+    decode_workers: int = 4
+
+    # --- backbone ------------------------------------------------------------------------------
+    clip_model: str = "ViT-B-32"  # any open_clip model name, or "tclib-tiny"
+    clip_pretrained: str = "openai"  # open_clip pretrained tag, a local checkpoint file, or ""
+    pretrain_steps: int = 0  # >0: pretrain the backbone on synthetic image-caption pairs (demo)
+    pretrain_batch_size: int = 128
+    pretrain_lr: float = 1e-3
+
+    # --- student -------------------------------------------------------------------------------
+    temporal_layers: int = 4  # seqTransf depth (reference cross_num_hidden_layers)
+    afa_temperature: float = 0.1
+    runs: list = field(default_factory=lambda: list(TEACHCLIP_RUNS))  # student variants to train
+
+    # --- teachers ------------------------------------------------------------------------------
+    teachers: list = field(default_factory=lambda: ["xclip"])
+    teacher_checkpoints: dict = field(default_factory=dict)  # teacher name -> file; {} trains them
+    teacher_epochs: int = 5
+    teacher_lr: float = 1e-4
+
+    # --- training ------------------------------------------------------------------------------
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-4  # new layers
+    clip_lr_scale: float = 1e-3  # CLIP towers train at lr * clip_lr_scale
+    afa_lr_scale: float = 10.0  # AFA trains at lr * afa_lr_scale (reference: 10)
+    weight_decay: float = 0.2
+    warmup_proportion: float = 0.1
+    grad_clip: float = 1.0
+    beta: float = 1.0  # temperature dividing student and teacher logits during teaching
+    coarse_method: str = "pear"
+    fine_method: str = "ce"
+    loss_weights: dict = field(default_factory=dict)  # {} = reference weights for coarse_method
+    num_workers: int = 0  # data loader worker processes
+
+    # --- evaluation and plots ------------------------------------------------------------------
+    eval_batch_size: int = 64
+    plot_videos: int = 4
+
+    def __post_init__(self) -> None:
+        check_values(self, source="<params>")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "<params>") -> "Params":
+        """Build from a mapping, rejecting unknown keys and wrong types; `source` names the origin."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ParamsError(
+                f"{source}: unknown params key(s) {', '.join(map(repr, unknown))}; "
+                f"known keys are listed in tclib/params.py"
+            )
+        checked = {}
+        for key, value in values.items():
+            checked[key] = _coerce(key, value, _field_type(known[key]), source)
+        params = cls.__new__(cls)
+        defaults = {f.name: _default(f) for f in dataclasses.fields(cls)}
+        for key, value in {**defaults, **checked}.items():
+            object.__setattr__(params, key, value)
+        check_values(params, source)
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.field_names()}
+
+    def fingerprint(self, keys: list[str] | None = None) -> str:
+        """A short hash of the given keys' values (all keys when None): what a stage depends on."""
+        values = self.to_dict()
+        chosen = {k: values[k] for k in (keys or sorted(values))}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def exp_dir(self) -> Path:
+        return Path(self.results_dir) / self.exp
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return f.default
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    return {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}[str(f.type)]
+
+
+def _coerce(key: str, value: Any, expected: type, source: str) -> Any:
+    """Accept a value of the expected type; ints are fine where floats are expected."""
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is str and value is None:
+        return ""
+    if expected is dict and value is None:
+        return {}
+    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value
+    raise ParamsError(
+        f"{source}: params key {key!r} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+    )
+
+
+def check_values(params: Params, source: str) -> None:
+    """Checks that go beyond types: allowed choices and positive sizes."""
+    from .losses import COARSE_METHODS, FINE_METHODS
+
+    def bad(key: str, why: str) -> ParamsError:
+        return ParamsError(f"{source}: params key {key!r} {why}, got {getattr(params, key)!r}")
+
+    if params.coarse_method not in COARSE_METHODS:
+        raise bad("coarse_method", f"must be one of {COARSE_METHODS}")
+    if params.fine_method not in FINE_METHODS:
+        raise bad("fine_method", f"must be one of {FINE_METHODS}")
+    if params.slice_framepos not in (0, 1, 2):
+        raise bad("slice_framepos", "must be 0 (head), 1 (tail) or 2 (uniform)")
+    for key in ("max_words", "max_frames", "batch_size", "eval_batch_size", "framerate"):
+        if getattr(params, key) <= 0:
+            raise bad(key, "must be positive")
+    unknown_runs = [r for r in params.runs if r not in TEACHCLIP_RUNS]
+    if unknown_runs:
+        raise bad("runs", f"may only name {TEACHCLIP_RUNS}")
+    if not params.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in params.seeds):
+        raise bad("seeds", "must be a non-empty list of integers")
+    unknown_weights = set(params.loss_weights) - {"contrastive", "coarse", "fine"}
+    if unknown_weights:
+        raise bad("loss_weights", "may only set 'contrastive', 'coarse' and 'fine'")
+
+
+def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:
+    """Read a params YAML file, validate it, and apply `overrides` (validated the same way)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(values, dict):
+        raise ParamsError(f"{path}: must be a mapping of params keys to values, got {type(values).__name__}")
+    return Params.from_mapping({**values, **(overrides or {})}, source=str(path))

@@ -1,0 +1,148 @@
+"""One training loop for students and teachers.
+
+AdamW (betas 0.9/0.98, eps 1e-6, weight decay 0.2 except biases), the reference schedule
+(linear warm-up over `warmup_proportion` of the steps, then 0.5 * (1 + cos(pi * progress))),
+the CLIP towers at `lr * clip_lr_scale`, AFA at `lr * afa_lr_scale`, other new layers at `lr`,
+gradient clipping at `grad_clip`. A checkpoint is written atomically after each epoch and a run
+resumes from it; the finished model is `model.pt` beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .models.checkpoint import read_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+# loss_fn(model, batch) -> (loss, {name: value}) ; batch is the collated dict, already on device.
+LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    clip_lr_scale: float = 1e-3
+    afa_lr_scale: float = 10.0
+    weight_decay: float = 0.2
+    warmup_proportion: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" picks the first GPU when one is present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def warmup_cosine(step: int, total: int, warmup_proportion: float) -> float:
+    """The reference learning-rate multiplier at `step` of `total`."""
+    progress = step / max(1, total)
+    if progress < warmup_proportion:
+        return progress / warmup_proportion
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """Split parameters by learning rate (CLIP / AFA / new) and weight decay (none for biases)."""
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name.startswith("clip.") or ".clip." in name:
+            lr = config.lr * config.clip_lr_scale
+        elif name.startswith("afa.") or ".afa." in name:
+            lr = config.lr * config.afa_lr_scale
+        else:
+            lr = config.lr
+        decay = 0.0 if name.endswith("bias") else config.weight_decay
+        groups.setdefault((lr, decay), []).append(param)
+    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConfig, out_dir: str | Path,
+          desc: str = "train") -> nn.Module:
+    """Train `model` on `dataset`; checkpoints in `out_dir`; returns the trained model (on its device).
+
+    When `out_dir/model.pt` exists the run is finished and the weights are loaded instead.
+    """
+    out_dir = Path(out_dir)
+    final, last = out_dir / "model.pt", out_dir / "last.pt"
+    device = resolve_device(config.device)
+    model.to(device)
+    if final.is_file():
+        model.load_state_dict(read_checkpoint(final))
+        log.info("%s: finished earlier, loaded %s", desc, final)
+        return model
+
+    seed_everything(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size,
+                        num_workers=config.num_workers, generator=generator, pin_memory=device.type == "cuda")
+    total_steps = config.epochs * len(loader)
+    optimizer = torch.optim.AdamW(param_groups(model, config), betas=(0.9, 0.98), eps=1e-6)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, total_steps, config.warmup_proportion))
+
+    start_epoch = 0
+    if last.is_file():
+        state = read_checkpoint(last)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = state["epoch"] + 1
+        log.info("%s: resuming after epoch %d from %s", desc, start_epoch, last)
+
+    history = []
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
+        running = 0.0
+        for step, batch in enumerate(bar, 1):
+            loss, parts = loss_fn(model, to_device(batch, device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            running += loss.item()
+            bar.set_postfix(loss=f"{running / step:.4f}", **{k: f"{v:.3f}" for k, v in parts.items()})
+        epoch_loss = running / max(1, len(loader))
+        history.append(epoch_loss)
+        log.info("%s: epoch %d/%d loss %.4f", desc, epoch + 1, config.epochs, epoch_loss)
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                         "torch_rng": torch.get_rng_state(), "epoch": epoch, "loss": epoch_loss}, last)
+    save_checkpoint(model.state_dict(), final)
+    last.unlink(missing_ok=True)
+    return model
