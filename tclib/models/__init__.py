@@ -1,7 +1,7 @@
 """Models: the CLIP backbone, the CLIP4Clip/TeachCLIP student with AFA, and the teachers."""
 
 from .afa import AFA, masked_softmax
-from .backbone import Tokenizer, encode_frames, encode_text_tokens, load_clip, normalize_frames
+from .backbone import Tokenizer, encode_frames, encode_text_tokens, load_clip
 from .checkpoint import load_checkpoint, save_checkpoint
 from .student import CLIP4Clip, RetrievalOutput, TemporalTransformer, masked_mean_pool
 from .teachers import TEACHERS, Teacher, XCLIP, build_teacher
@@ -9,5 +9,5 @@ from .teachers import TEACHERS, Teacher, XCLIP, build_teacher
 __all__ = [
     "AFA", "CLIP4Clip", "RetrievalOutput", "TEACHERS", "Teacher", "TemporalTransformer", "Tokenizer",
     "XCLIP", "build_teacher", "encode_frames", "encode_text_tokens", "load_checkpoint", "load_clip",
-    "masked_mean_pool", "masked_softmax", "normalize_frames", "save_checkpoint",
+    "masked_mean_pool", "masked_softmax", "save_checkpoint",
 ]

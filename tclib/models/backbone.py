@@ -17,16 +17,13 @@ import torch
 from open_clip.model import CLIP
 from torch import nn
 
+from ..data.frames import normalize_frames
 from ..errors import CheckpointError, ParamsError
 
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 open_clip.add_model_config(CONFIG_DIR)
-
-# CLIP's image normalization (the same constants as open_clip's OPENAI_DATASET_MEAN / STD).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def load_clip(model_name: str, pretrained: str = "") -> CLIP:
@@ -119,19 +116,11 @@ def encode_text_tokens(clip: CLIP, tokens: torch.Tensor) -> tuple[torch.Tensor, 
     return sentence, words
 
 
-def normalize_frames(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 frames (..., 3, H, W) -> float32 CLIP-normalized; float input is returned as is."""
-    if frames.dtype != torch.uint8:
-        return frames
-    mean = torch.tensor(CLIP_MEAN, device=frames.device).view(3, 1, 1)
-    std = torch.tensor(CLIP_STD, device=frames.device).view(3, 1, 1)
-    return (frames.float() / 255.0 - mean) / std
-
-
 def encode_frames(clip: CLIP, frames: torch.Tensor) -> torch.Tensor:
     """Frames (B, F, 3, H, W), uint8 or normalized float -> per-frame CLIP features (B, F, D)."""
     batch, num_frames = frames.shape[:2]
-    images = normalize_frames(frames.flatten(0, 1))
+    images = frames.flatten(0, 1)
+    images = normalize_frames(images) if images.dtype == torch.uint8 else images
     return clip.encode_image(images).view(batch, num_frames, -1)
 
 

@@ -1,0 +1,66 @@
+"""Caption-video pairs over a frame cache, as a torch Dataset."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from tclib.data.cache import FrameCache
+from tclib.errors import DataError
+
+__all__ = ["PairDataset"]
+
+
+class PairDataset(Dataset):
+    """Item ``i`` pairs caption ``i`` with the cached frames of video ``video_ids[i]``.
+
+    Args:
+        captions: one caption per item.
+        video_ids: the video of each caption (a video may appear in several items).
+        cache: the frame cache holding every video.
+        tokenize: maps a list of N captions to a LongTensor (N, L); called once, here.
+
+    Items are dicts: tokens LongTensor (L,), frames uint8 tensor (F, 3, S, S), frame_mask
+    LongTensor (F,), caption_index int, video_index int (the video's row in the cache).
+    """
+
+    def __init__(
+        self,
+        captions: Sequence[str],
+        video_ids: Sequence[str],
+        cache: FrameCache,
+        tokenize: Callable[[list[str]], torch.Tensor],
+    ) -> None:
+        captions = [str(c) for c in captions]
+        video_ids = [str(v) for v in video_ids]
+        if len(captions) != len(video_ids):
+            raise DataError(f"{len(captions)} captions but {len(video_ids)} video ids")
+        for caption, vid in zip(captions, video_ids):
+            if not caption.strip():
+                raise DataError(f"empty caption for {vid}")
+        self.captions = captions
+        self.video_ids = video_ids
+        self.cache = cache
+        self.video_index = [cache.index_of(v) for v in video_ids]
+        tokens = tokenize(captions) if captions else torch.zeros(0, 0, dtype=torch.long)
+        tokens = torch.as_tensor(tokens)
+        if tokens.ndim != 2 or tokens.shape[0] != len(captions):
+            raise DataError(
+                f"tokenize returned shape {tuple(tokens.shape)} for {len(captions)} captions; expected (N, L)"
+            )
+        self.tokens = tokens.long()
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def __getitem__(self, i: int) -> dict:
+        row = self.video_index[i]
+        return {
+            "tokens": self.tokens[i],
+            "frames": torch.from_numpy(self.cache.frames[row].copy()),
+            "frame_mask": torch.from_numpy(self.cache.mask[row].astype("int64", copy=True)),
+            "caption_index": i,
+            "video_index": row,
+        }

@@ -1,0 +1,284 @@
+"""Frame sampling and decoding, following the CLIP4Clip reference extractor.
+
+The reference (CLIP4Clip's OpenCV-based raw video extractor plus its data loader) samples
+``framerate`` frames per second of video, walks the seconds ``start .. end`` *inclusive*, stops at
+the first frame index past the end of the video and finally keeps ``max_frames`` of the sampled
+frames (head, tail or evenly spaced). :func:`sample_frame_indices` reproduces that arithmetic
+exactly, including its quirks:
+
+* the frame rate is truncated to an integer before anything else (29.97 fps behaves as 29 fps);
+* ``total_duration`` is the ceiling of ``frame_count / fps`` and the loop runs to it inclusively,
+  so the last second is usually cut short by the end-of-video stop;
+* the even spacing uses ``np.linspace(..., dtype=int)``, i.e. truncation, not rounding.
+
+Decoding uses decord; each frame is resized so that its short side equals ``image_size``
+(bicubic, as CLIP's preprocessing) and center-cropped to a square, with the same arithmetic as
+torchvision's ``Resize(int)`` and ``CenterCrop``. decord's batch read fails on some frame widths
+(48 or 24 pixels, for instance: dmlc/decord issue 336); such videos are decoded with PyAV instead,
+walking the frames in presentation order, so the sampled indices mean the same frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from tclib.errors import DataError
+
+if TYPE_CHECKING:  # torch is only needed by normalize_frames
+    import torch
+
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "normalize_frames",
+    "pad_frames",
+    "read_video_frames",
+    "resize_center_crop",
+    "sample_frame_indices",
+]
+
+log = logging.getLogger(__name__)
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def sample_frame_indices(
+    frame_count: int,
+    fps: float,
+    max_frames: int,
+    framerate: int = 1,
+    slice_framepos: int = 2,
+    start_time: int | None = None,
+    end_time: int | None = None,
+    video: str = "<video>",
+) -> np.ndarray:
+    """Frame indices that the CLIP4Clip reference decodes for one video.
+
+    Args:
+        frame_count: number of frames in the video.
+        fps: the video's frame rate; truncated to ``int`` as the reference does.
+        max_frames: at most this many indices are returned.
+        framerate: frames sampled per second (``<= 0``: every frame).
+        slice_framepos: how to keep ``max_frames`` of more sampled frames: 0 the first ones,
+            1 the last ones, 2 evenly spaced (``np.linspace`` with integer truncation).
+        start_time, end_time: optional segment in whole seconds (both or neither).
+        video: name used in error messages.
+
+    Returns:
+        int64 array of frame indices, ascending, length ``<= max_frames``.
+    """
+    fps_int = int(fps)
+    frame_count = int(frame_count)
+    if fps_int <= 0:
+        raise DataError(f"{video}: frame rate {fps!r} truncates to {fps_int}; cannot sample frames")
+    if frame_count <= 0:
+        raise DataError(f"{video}: video has no frames (frame count {frame_count})")
+    if max_frames <= 0:
+        raise DataError(f"{video}: max_frames must be positive, got {max_frames}")
+    if slice_framepos not in (0, 1, 2):
+        raise DataError(f"{video}: slice_framepos must be 0, 1 or 2, got {slice_framepos}")
+
+    total_duration = (frame_count + fps_int - 1) // fps_int
+    start_sec, end_sec = 0, total_duration
+    if start_time is not None or end_time is not None:
+        valid = (
+            isinstance(start_time, (int, np.integer))
+            and isinstance(end_time, (int, np.integer))
+            and not isinstance(start_time, bool)
+            and not isinstance(end_time, bool)
+            and 0 <= start_time < end_time
+        )
+        if not valid:
+            raise DataError(
+                f"{video}: segment start/end must be integers with 0 <= start < end, "
+                f"got start_time={start_time!r}, end_time={end_time!r}"
+            )
+        start_sec, end_sec = int(start_time), min(int(end_time), total_duration)
+
+    if framerate > 0:
+        interval = fps_int // framerate
+    else:
+        interval = 1
+        framerate = fps_int
+    if interval == 0:
+        interval = 1
+    offsets = list(range(0, fps_int, interval))[:framerate]
+
+    indices: list[int] = []
+    stop = False
+    for sec in range(start_sec, end_sec + 1):
+        base = int(sec * fps_int)
+        for offset in offsets:
+            idx = base + offset
+            if idx >= frame_count:  # the reference's read fails here and leaves both loops
+                stop = True
+                break
+            indices.append(idx)
+        if stop:
+            break
+
+    out = np.asarray(indices, dtype=np.int64)
+    if max_frames < len(out):
+        if slice_framepos == 0:
+            out = out[:max_frames]
+        elif slice_framepos == 1:
+            out = out[-max_frames:]
+        else:
+            out = out[np.linspace(0, len(out) - 1, num=max_frames, dtype=int)]
+    return out
+
+
+def resize_center_crop(frame: np.ndarray, image_size: int) -> np.ndarray:
+    """Resize an RGB frame (H, W, 3) so its short side is ``image_size``, center-crop a square.
+
+    Bicubic PIL resize, with torchvision's ``Resize(int)`` size rule (long side truncated) and
+    ``CenterCrop`` offsets. Returns uint8 (3, image_size, image_size).
+    """
+    h, w = frame.shape[:2]
+    if h <= w:
+        new_h, new_w = image_size, int(image_size * w / h)
+    else:
+        new_h, new_w = int(image_size * h / w), image_size
+    img = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).convert("RGB")
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), Image.BICUBIC)
+    arr = np.asarray(img)
+    top = int(round((new_h - image_size) / 2.0))
+    left = int(round((new_w - image_size) / 2.0))
+    arr = arr[top : top + image_size, left : left + image_size]
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def _to_numpy(batch) -> np.ndarray:
+    """decord returns its own NDArray (native bridge) or a framework tensor (other bridges)."""
+    if hasattr(batch, "asnumpy"):
+        return batch.asnumpy()
+    if hasattr(batch, "numpy"):
+        return batch.numpy()
+    return np.asarray(batch)
+
+
+def read_video_frames(
+    path: str | os.PathLike,
+    max_frames: int,
+    image_size: int,
+    framerate: int = 1,
+    slice_framepos: int = 2,
+    start_time: int | None = None,
+    end_time: int | None = None,
+) -> np.ndarray:
+    """Decode the frames the reference samples from one video.
+
+    Returns uint8 (n, 3, image_size, image_size) with ``1 <= n <= max_frames``.
+    Raises :class:`DataError` naming ``path`` when the file is missing, cannot be decoded, or
+    yields no frame in the requested segment.
+    """
+    import decord  # imported here so that importing tclib.data does not need decord
+
+    path = str(path)
+    if not os.path.isfile(path):
+        raise DataError(f"video file not found: {path}")
+    try:
+        vr = decord.VideoReader(path, num_threads=1)
+        frame_count = len(vr)
+        fps = vr.get_avg_fps()
+    except Exception as exc:  # decord raises its own DECORDError / RuntimeError types
+        raise DataError(f"cannot open video {path}: {_short(exc)}") from exc
+    indices = sample_frame_indices(
+        frame_count,
+        fps,
+        max_frames,
+        framerate=framerate,
+        slice_framepos=slice_framepos,
+        start_time=start_time,
+        end_time=end_time,
+        video=path,
+    )
+    if len(indices) == 0:
+        raise DataError(
+            f"{path}: no frame in segment start_time={start_time}, end_time={end_time} "
+            f"({frame_count} frames at {fps:.3f} fps)"
+        )
+    try:
+        batch = _to_numpy(vr.get_batch(indices.tolist()))
+        decord_error = None
+    except Exception as exc:
+        batch, decord_error = None, exc
+    finally:
+        del vr
+    if batch is None or batch.ndim != 4 or batch.shape[0] != len(indices) or batch.shape[-1] != 3:
+        # decord fails on some frame widths (its RGB buffers keep the decoder's row padding);
+        # decode those videos with PyAV instead, which walks the frames in the same order
+        reason = _short(decord_error) if decord_error is not None else f"frames of shape {batch.shape}"
+        log.debug("decord could not decode %s (%s); decoding with PyAV", path, reason)
+        batch = _decode_with_pyav(path, indices, reason)
+    out = np.empty((len(indices), 3, image_size, image_size), dtype=np.uint8)
+    for i, frame in enumerate(batch):
+        out[i] = resize_center_crop(frame, image_size)
+    return out
+
+
+def _decode_with_pyav(path: str, indices: np.ndarray, decord_reason: str) -> np.ndarray:
+    """RGB frames (n, H, W, 3) at ``indices`` (presentation order), decoded with PyAV."""
+    import av
+
+    wanted = {int(i): k for k, i in enumerate(indices)}
+    last = int(indices.max())
+    frames: list[np.ndarray | None] = [None] * len(indices)
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(container.decode(stream)):
+                if i in wanted:
+                    frames[wanted[i]] = frame.to_ndarray(format="rgb24")
+                if i >= last:
+                    break
+    except Exception as exc:  # PyAV raises av.error.* (subclasses of OSError / ValueError)
+        raise DataError(
+            f"cannot decode frames of video {path}: decord: {decord_reason}; PyAV: {_short(exc)}"
+        ) from exc
+    missing = [int(indices[k]) for k, f in enumerate(frames) if f is None]
+    if missing:
+        raise DataError(
+            f"cannot decode frames {missing} of video {path}: decord: {decord_reason}; "
+            "PyAV: the video ends before them"
+        )
+    return np.stack(frames)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """First line of an exception message, trimmed (decord messages carry long C++ traces)."""
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else type(exc).__name__
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def normalize_frames(frames: "torch.Tensor") -> "torch.Tensor":
+    """uint8 frames (..., 3, H, W) -> float32 ``(x / 255 - CLIP_MEAN) / CLIP_STD``."""
+    import torch
+
+    mean = torch.tensor(CLIP_MEAN, dtype=torch.float32, device=frames.device).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=torch.float32, device=frames.device).view(3, 1, 1)
+    return (frames.to(torch.float32) / 255.0 - mean) / std
+
+
+def pad_frames(frames: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad (n, 3, S, S) frames to (max_frames, 3, S, S).
+
+    Returns the padded frames and an int64 mask of length ``max_frames`` (1 real, 0 padding).
+    """
+    n = frames.shape[0]
+    if n > max_frames:
+        raise DataError(f"cannot pad {n} frames to max_frames={max_frames}")
+    padded = np.zeros((max_frames, *frames.shape[1:]), dtype=frames.dtype)
+    padded[:n] = frames
+    mask = np.zeros(max_frames, dtype=np.int64)
+    mask[:n] = 1
+    return padded, mask

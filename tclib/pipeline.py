@@ -1,0 +1,388 @@
+"""The pipeline's stages, one function per notebook step, all writing under results/<exp>/.
+
+    prepare_data       synthetic data (demo), annotations, frame cache, backbone pretraining (demo)
+    prepare_teachers   train or load each teacher per seed, cache its features on the training set
+    train_students     CLIP4Clip baselines and TeachCLIP students, per seed
+    evaluate_all       metrics of every model and seed -> metrics.csv, table.md
+    attention_report   AFA weights vs teacher relevance vs ground truth -> attention.png
+
+Every stage is skipped when its outputs exist and its inputs are unchanged (tclib.stages).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from .data import (FrameCache, PairDataset, build_frame_cache, read_msrvtt, relevance_table,
+                   render_image_caption_pairs, resize_center_crop, sample_frame_indices, write_synthetic_msrvtt)
+from .evaluate import TestSet, afa_weights, evaluate
+from .models import CLIP4Clip, Teacher, Tokenizer, build_teacher, load_checkpoint, load_clip
+from .models.checkpoint import save_checkpoint
+from .params import Params
+from .plots import attention_figure, pearson
+from .scoring import TeacherScores, encode_teacher_features, load_teacher_features, save_teacher_features
+from .stages import Stage, fingerprint, recorded_fingerprint
+from .teaching import ContrastiveObjective, TeachingObjective
+from .train import TrainConfig, resolve_device, seed_everything, train
+
+log = logging.getLogger(__name__)
+
+RUNS = {
+    "clip4clip-meanP": dict(label="CLIP4Clip (meanP)", temporal="meanP", afa=False, coarse=False, fine=False),
+    "clip4clip-seqTransf": dict(label="CLIP4Clip (seqTransf)", temporal="seqTransf", afa=False, coarse=False,
+                                fine=False),
+    "teachclip-coarse": dict(label="TeachCLIP (coarse only)", temporal="seqTransf", afa=True, coarse=True,
+                             fine=False),
+    "teachclip": dict(label="TeachCLIP (coarse + fine)", temporal="seqTransf", afa=True, coarse=True, fine=True),
+}
+TEACHER_LABELS = {"xclip": "X-CLIP (teacher)"}
+
+DATA_KEYS = ["dataset", "data_root", "videos_dir", "train_csv", "test_csv", "expand_sentences", "synthetic",
+             "synthetic_train_videos", "synthetic_test_videos", "synthetic_frame_size", "synthetic_seed",
+             "max_words", "max_frames", "framerate", "slice_framepos", "clip_model"]
+BACKBONE_KEYS = ["clip_model", "clip_pretrained", "pretrain_steps", "pretrain_batch_size", "pretrain_lr"]
+TRAIN_KEYS = ["epochs", "batch_size", "lr", "clip_lr_scale", "afa_lr_scale", "weight_decay", "warmup_proportion",
+              "grad_clip", "beta", "temporal_layers", "afa_temperature"]
+TEACHING_KEYS = ["coarse_method", "fine_method", "loss_weights"]
+TEACHER_KEYS = ["teachers", "teacher_checkpoints", "teacher_epochs", "teacher_lr"]
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("root").setLevel(logging.ERROR)
+
+
+def image_size_of(model_name: str) -> int:
+    config = open_clip.get_model_config(model_name)
+    if config is None:
+        from .errors import ParamsError
+
+        raise ParamsError(f"unknown clip_model {model_name!r}")
+    size = config["vision_cfg"]["image_size"]
+    return int(size if isinstance(size, int) else size[0])
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+@dataclass
+class Data:
+    """What the later stages read: annotation tables, the frame cache, and the backbone to start from."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    cache: FrameCache
+    clip_pretrained: str
+    fingerprint: str
+
+
+def prepare_data(P: Params) -> Data:
+    """Write the synthetic set (demo), read the annotations, build the frame cache, pretrain (demo)."""
+    root = Path(P.data_root)
+    if P.synthetic:
+        write_synthetic_msrvtt(root, n_train=P.synthetic_train_videos, n_test=P.synthetic_test_videos,
+                               size=P.synthetic_frame_size, seed=P.synthetic_seed, workers=P.decode_workers)
+    videos_dir = P.videos_dir or None
+    train_df = read_msrvtt(root, "train", train_csv=P.train_csv, expand_sentences=P.expand_sentences,
+                           videos_dir=videos_dir)
+    test_df = read_msrvtt(root, "test", test_csv=P.test_csv, videos_dir=videos_dir)
+    videos = dict(zip(train_df.video_id, train_df.video_path)) | dict(zip(test_df.video_id, test_df.video_path))
+    cache = build_frame_cache(videos, P.exp_dir / "frames", max_frames=P.max_frames,
+                              image_size=image_size_of(P.clip_model), framerate=P.framerate,
+                              slice_framepos=P.slice_framepos, workers=P.decode_workers)
+    failed = set(cache.failed)
+    if failed:
+        log.warning("%d videos could not be decoded (see %s); their captions are left out",
+                    len(failed), P.exp_dir / "frames" / "failures.csv")
+        train_df = train_df[~train_df.video_id.isin(failed)].reset_index(drop=True)
+        test_df = test_df[~test_df.video_id.isin(failed)].reset_index(drop=True)
+    data_fp = fingerprint([P.to_dict()[k] for k in DATA_KEYS])
+    clip_pretrained = pretrain_backbone(P, data_fp)
+    return Data(train_df, test_df, cache, clip_pretrained, fingerprint(data_fp, clip_pretrained,
+                                                                      [P.to_dict()[k] for k in BACKBONE_KEYS]))
+
+
+class ImageCaptionDataset(Dataset):
+    """Single images as one-frame videos, so the backbone pretrains in the same loop as the models."""
+
+    def __init__(self, images: np.ndarray, tokens: torch.Tensor) -> None:
+        self.images = torch.from_numpy(images).unsqueeze(1)  # (N, 1, 3, S, S)
+        self.tokens = tokens
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"tokens": self.tokens[i], "frames": self.images[i], "frame_mask": torch.ones(1, dtype=torch.long),
+                "caption_index": i, "video_index": i}
+
+
+def pretrain_backbone(P: Params, data_fp: str) -> str:
+    """The demo's stand-in for CLIP's web pretraining: contrastive training on synthetic image-caption
+    pairs. Returns the clip_pretrained value later stages use (the params' own when there is none)."""
+    if P.pretrain_steps <= 0:
+        return P.clip_pretrained
+    stage = Stage(P.exp_dir / "backbone", fingerprint(data_fp, [P.to_dict()[k] for k in BACKBONE_KEYS],
+                                                      P.synthetic_frame_size))
+    path = stage.directory / "clip.pt"
+    if stage.done():
+        return str(path)
+    pairs = 8192
+    images, captions = render_image_caption_pairs(pairs, size=P.synthetic_frame_size, seed=P.synthetic_seed + 1)
+    size = image_size_of(P.clip_model)
+    images = np.stack([resize_center_crop(image, size) for image in images])
+    dataset = ImageCaptionDataset(images, Tokenizer(P.max_words)(captions))
+    seed_everything(P.synthetic_seed)
+    model = CLIP4Clip(load_clip(P.clip_model, P.clip_pretrained), temporal="meanP")
+    epochs = max(1, math.ceil(P.pretrain_steps * P.pretrain_batch_size / pairs))
+    config = TrainConfig(epochs=epochs, batch_size=P.pretrain_batch_size, lr=P.pretrain_lr, clip_lr_scale=1.0,
+                         seed=P.synthetic_seed, device=P.device)
+    model = train(model, dataset, ContrastiveObjective(), config, stage.directory / "run", desc="pretrain backbone")
+    save_checkpoint(model.clip.state_dict(), path)
+    stage.finish(pairs=pairs, epochs=epochs)
+    return str(path)
+
+
+def train_dataset(P: Params, data: Data) -> PairDataset:
+    return PairDataset(list(data.train.caption), list(data.train.video_id), data.cache, Tokenizer(P.max_words))
+
+
+def test_set(P: Params, data: Data) -> TestSet:
+    video_ids = list(dict.fromkeys(data.test.video_id))
+    rows = [data.cache.index_of(v) for v in video_ids]
+    position = {v: i for i, v in enumerate(video_ids)}
+    return TestSet(tokens=Tokenizer(P.max_words)(list(data.test.caption)),
+                   caption_video=np.array([position[v] for v in data.test.video_id]),
+                   frames=np.asarray(data.cache.frames[rows]), mask=np.asarray(data.cache.mask[rows]),
+                   video_ids=video_ids)
+
+
+# -------------------------------------------------------------------------------------- teachers
+
+
+def _train_config(P: Params, seed: int, epochs: int, lr: float) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=P.batch_size, lr=lr, clip_lr_scale=P.clip_lr_scale,
+                       afa_lr_scale=P.afa_lr_scale, weight_decay=P.weight_decay,
+                       warmup_proportion=P.warmup_proportion, grad_clip=P.grad_clip, seed=seed,
+                       num_workers=P.num_workers, device=P.device)
+
+
+def teacher_dir(P: Params, name: str, seed: int) -> Path:
+    return P.exp_dir / "teachers" / name / f"seed{seed}"
+
+
+def new_teacher(P: Params, data: Data, name: str) -> Teacher:
+    return build_teacher(name, load_clip(P.clip_model, data.clip_pretrained), P.max_words, P.max_frames,
+                         P.temporal_layers)
+
+
+def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
+    """For each teacher and seed: load its checkpoint (teacher_checkpoints) or train it, then cache
+    its features on the training set. Returns {(name, seed): directory}."""
+    device = resolve_device(P.device)
+    dataset = train_dataset(P, data)
+    out = {}
+    for name in P.teachers:
+        for seed in P.seeds:
+            directory = teacher_dir(P, name, seed)
+            checkpoint = P.teacher_checkpoints.get(name, "")
+            stage = Stage(directory, fingerprint(data.fingerprint, seed, name, checkpoint,
+                                                 [P.to_dict()[k] for k in TRAIN_KEYS + TEACHER_KEYS]))
+            out[(name, seed)] = directory
+            if stage.done():
+                continue
+            seed_everything(seed)
+            teacher = new_teacher(P, data, name)
+            if checkpoint:
+                load_checkpoint(teacher, checkpoint)
+                save_checkpoint(teacher.state_dict(), directory / "run" / "model.pt")
+            else:
+                config = _train_config(P, seed, P.teacher_epochs, P.teacher_lr)
+                teacher = train(teacher, dataset, ContrastiveObjective(P.beta), config, directory / "run",
+                                desc=f"{name} seed {seed}")
+            text, video = encode_teacher_features(teacher, dataset.tokens, data.cache.frames, data.cache.mask,
+                                                  P.eval_batch_size, device)
+            save_teacher_features(directory / "features.pt", text, video)
+            stage.finish(checkpoint=checkpoint or "trained here")
+    return out
+
+
+def load_teacher(P: Params, data: Data, name: str, seed: int) -> Teacher:
+    teacher = new_teacher(P, data, name)
+    load_checkpoint(teacher, teacher_dir(P, name, seed) / "run" / "model.pt")
+    return teacher.eval()
+
+
+# -------------------------------------------------------------------------------------- students
+
+
+def student_dir(P: Params, run: str, seed: int) -> Path:
+    return P.exp_dir / "students" / run / f"seed{seed}"
+
+
+def new_student(P: Params, data: Data, run: str) -> CLIP4Clip:
+    spec = RUNS[run]
+    return CLIP4Clip(load_clip(P.clip_model, data.clip_pretrained), temporal=spec["temporal"], afa=spec["afa"],
+                     temporal_layers=P.temporal_layers, afa_temperature=P.afa_temperature)
+
+
+def train_students(P: Params, data: Data) -> None:
+    """Train every run of P.runs for every seed (teachers must be prepared first)."""
+    device = resolve_device(P.device)
+    dataset = train_dataset(P, data)
+    for run in P.runs:
+        spec = RUNS[run]
+        for seed in P.seeds:
+            teachers_fp = [recorded_fingerprint(teacher_dir(P, t, seed)) for t in P.teachers] if spec["coarse"] else []
+            stage = Stage(student_dir(P, run, seed),
+                          fingerprint(data.fingerprint, run, seed, teachers_fp,
+                                      [P.to_dict()[k] for k in TRAIN_KEYS + TEACHING_KEYS]))
+            if stage.done():
+                continue
+            if spec["coarse"]:
+                teachers = [load_teacher(P, data, t, seed).to(device) for t in P.teachers]
+                features = [load_teacher_features(teacher_dir(P, t, seed) / "features.pt") for t in P.teachers]
+                objective = TeachingObjective(TeacherScores(teachers, features), P.coarse_method, P.fine_method,
+                                              use_fine=spec["fine"], weights=P.loss_weights, beta=P.beta)
+            else:
+                objective = ContrastiveObjective(P.beta)
+            seed_everything(seed)
+            student = new_student(P, data, run)
+            train(student, dataset, objective, _train_config(P, seed, P.epochs, P.lr), stage.directory / "run",
+                  desc=f"{run} seed {seed}")
+            stage.finish()
+
+
+def load_student(P: Params, data: Data, run: str, seed: int) -> CLIP4Clip:
+    student = new_student(P, data, run)
+    load_checkpoint(student, student_dir(P, run, seed) / "run" / "model.pt")
+    return student.eval()
+
+
+# ------------------------------------------------------------------------------------ evaluation
+
+TABLE_COLUMNS = ["R1", "R5", "R10", "MdR", "MnR"]
+
+
+def evaluate_all(P: Params, data: Data) -> pd.DataFrame:
+    """Metrics of every trained model and seed; writes metrics.csv (one row per model and seed)
+    and table.md (mean ± std over seeds of text->video R@1/5/10, MdR, MnR)."""
+    device = resolve_device(P.device)
+    test = test_set(P, data)
+    rows = []
+    for run in P.runs:
+        for seed in P.seeds:
+            metrics = evaluate(load_student(P, data, run, seed), test, P.eval_batch_size, device)
+            rows.append({"model": RUNS[run]["label"], "run": run, "seed": seed, **metrics})
+    for name in P.teachers:
+        for seed in P.seeds:
+            metrics = evaluate(load_teacher(P, data, name, seed), test, P.eval_batch_size, device)
+            rows.append({"model": TEACHER_LABELS.get(name, name), "run": name, "seed": seed, **metrics})
+    metrics = pd.DataFrame(rows)
+    order = [RUNS[r]["label"] for r in RUNS if r in P.runs]
+    teachers_first = [TEACHER_LABELS.get(t, t) for t in P.teachers]
+    metrics["model"] = pd.Categorical(metrics["model"], order[:2] + teachers_first + order[2:], ordered=True)
+    metrics = metrics.sort_values(["model", "seed"]).reset_index(drop=True)
+    metrics.to_csv(P.exp_dir / "metrics.csv", index=False)
+    table = summary_table(metrics)
+    (P.exp_dir / "table.md").write_text(markdown_table(table, P) + "\n")
+    return metrics
+
+
+def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """mean ± std over seeds of the text->video columns, one row per model."""
+    columns = [f"t2v_{c}" for c in TABLE_COLUMNS]
+    grouped = metrics.groupby("model", observed=True)[columns]
+    mean, std = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
+    table = pd.DataFrame(index=mean.index)
+    for column, name in zip(columns, ["R@1", "R@5", "R@10", "MdR", "MnR"]):
+        table[name] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(mean[column], std[column])]
+    table["seeds"] = grouped.size().values
+    return table.reset_index()
+
+
+def markdown_table(table: pd.DataFrame, P: Params) -> str:
+    header = (f"Text-to-video retrieval on {P.exp} ({P.clip_model}), mean ± std over seeds "
+              f"{', '.join(map(str, P.seeds))}.\n\n")
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return header + "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- attention
+
+
+def ground_truth_frame_relevance(P: Params, data: Data) -> dict[tuple[str, str], np.ndarray]:
+    """{(video_id, caption): relevance over the sampled frames (sums to 1)}, from the synthetic set's
+    relevance.json and video_meta.json; {} for a data set without ground truth."""
+    root = Path(P.data_root)
+    if not (root / "relevance.json").is_file() or not (root / "video_meta.json").is_file():
+        return {}
+    meta = {m["video_id"]: m for m in json.loads((root / "video_meta.json").read_text())}
+    out = {}
+    for row in relevance_table(root).itertuples(index=False):
+        video = meta[row.video_id]
+        indices = sample_frame_indices(video["n_frames"], video["fps"], P.max_frames, P.framerate, P.slice_framepos)
+        seconds = indices // int(video["fps"])
+        hits = np.isin(seconds, row.relevant_seconds).astype(float)
+        relevance = np.zeros(P.max_frames)
+        relevance[: len(hits)] = hits / max(hits.sum(), 1.0)
+        out[(row.video_id, row.caption)] = relevance
+    return out
+
+
+def attention_report(P: Params, data: Data) -> pd.DataFrame:
+    """attention.png for P.plot_videos test videos, and attention_correlation.csv: per model and seed,
+    the mean Pearson correlation (over test captions) of AFA weights and teacher relevance with the
+    ground-truth frame relevance."""
+    device = resolve_device(P.device)
+    test = test_set(P, data)
+    truth = ground_truth_frame_relevance(P, data)
+    frames = torch.as_tensor(test.frames[test.caption_video])
+    mask = torch.as_tensor(test.mask[test.caption_video])
+    weights: dict[tuple[str, int], np.ndarray] = {}
+    for run in [r for r in P.runs if RUNS[r]["afa"]]:
+        for seed in P.seeds:
+            weights[(RUNS[run]["label"] + " AFA", seed)] = afa_weights(load_student(P, data, run, seed), frames, mask,
+                                                                       device)
+    for name in P.teachers:
+        for seed in P.seeds:
+            teacher = load_teacher(P, data, name, seed).to(device)
+            with torch.no_grad():
+                text = teacher.encode_text(test.tokens.to(device))
+                video = teacher.encode_video(frames.to(device), mask.to(device))
+                weights[(TEACHER_LABELS.get(name, name) + " relevance", seed)] = teacher.relevance(text, video).cpu().numpy()
+    keys = [(test.video_ids[v], c) for v, c in zip(test.caption_video, data.test.caption)]
+    rows = []
+    if truth:
+        gt = np.stack([truth[k] for k in keys])
+        for (label, seed), w in weights.items():
+            valid = mask.numpy().astype(bool)
+            r = [pearson(w[i][valid[i]], gt[i][valid[i]]) for i in range(len(keys))]
+            rows.append({"weights": label, "seed": seed, "pearson_with_ground_truth": float(np.nanmean(r))})
+    correlation = pd.DataFrame(rows)
+    if not correlation.empty:
+        correlation = correlation.groupby("weights", sort=False)["pearson_with_ground_truth"].agg(["mean", "std"])
+        correlation = correlation.reset_index()
+    correlation.to_csv(P.exp_dir / "attention_correlation.csv", index=False)
+
+    first_seed = P.seeds[0]
+    panels = []
+    for i in range(min(P.plot_videos, len(keys))):
+        rows_i = {label: w[i] for (label, seed), w in weights.items() if seed == first_seed}
+        if truth:
+            rows_i["ground truth"] = truth[keys[i]]
+        panels.append({"frames": test.frames[test.caption_video[i]], "mask": mask[i].numpy(),
+                       "caption": f"{keys[i][0]}: {keys[i][1]}", "rows": rows_i})
+    attention_figure(panels, P.exp_dir / "attention.png")
+    return correlation
