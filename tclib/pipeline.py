@@ -59,7 +59,6 @@ TEACHER_KEYS = ["teachers", "teacher_checkpoints", "teacher_epochs", "teacher_lr
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    logging.getLogger("root").setLevel(logging.ERROR)
 
 
 def image_size_of(model_name: str) -> int:
@@ -386,3 +385,60 @@ def attention_report(P: Params, data: Data) -> pd.DataFrame:
                        "caption": f"{keys[i][0]}: {keys[i][1]}", "rows": rows_i})
     attention_figure(panels, P.exp_dir / "attention.png")
     return correlation
+
+
+# ------------------------------------------------------------------------------ notebook displays
+
+
+def data_summary(P: Params, data: Data) -> pd.DataFrame:
+    """Videos and captions per split, and the frames kept per video."""
+    rows = []
+    for split, table in (("train", data.train), ("test", data.test)):
+        rows_idx = [data.cache.index_of(v) for v in dict.fromkeys(table.video_id)]
+        frames = np.asarray(data.cache.mask[rows_idx]).sum(axis=1)
+        rows.append({"split": split, "videos": len(rows_idx), "captions": len(table),
+                     "frames per video (min/mean/max)": f"{frames.min()}/{frames.mean():.1f}/{frames.max()}"})
+    rows.append({"split": "failed to decode", "videos": len(data.cache.failed), "captions": 0,
+                 "frames per video (min/mean/max)": ""})
+    return pd.DataFrame(rows)
+
+
+def show_sample_video(P: Params, data: Data, index: int = 0) -> None:
+    """Thumbnails of one training video with its captions."""
+    import matplotlib.pyplot as plt
+
+    video_id = data.train.video_id.iloc[index]
+    frames, mask = data.cache.get(video_id)
+    strip = np.concatenate([f.transpose(1, 2, 0) for f in frames[: int(mask.sum())]], axis=1)
+    captions = data.train.caption[data.train.video_id == video_id].tolist()
+    fig, ax = plt.subplots(figsize=(12, 1.6))
+    ax.imshow(strip)
+    ax.set_axis_off()
+    ax.set_title(f"{video_id}: " + " | ".join(captions), fontsize=8, loc="left")
+    plt.show()
+
+
+def teacher_summary(P: Params, teachers: dict[tuple[str, int], Path]) -> pd.DataFrame:
+    rows = []
+    for (name, seed), directory in teachers.items():
+        text, video = load_teacher_features(directory / "features.pt")
+        rows.append({"teacher": name, "seed": seed, "source": Stage(directory, "").info().get("checkpoint", ""),
+                     "captions cached": len(next(iter(text.values()))),
+                     "videos cached": len(next(iter(video.values()))),
+                     "features": ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in {**text, **video}.items())})
+    return pd.DataFrame(rows)
+
+
+def plot_training_curves(P: Params, kind: str = "students") -> None:
+    """Loss per epoch of every run under results/<exp>/<kind>/ (from each run's history.json)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for history in sorted((P.exp_dir / kind).glob("*/seed*/run/history.json")):
+        run, seed = history.parts[-4], history.parts[-3]
+        losses = json.loads(history.read_text())["epoch_loss"]
+        ax.plot(range(1, len(losses) + 1), losses, marker=".", label=f"{run} {seed}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=7, ncol=2)
+    plt.show()

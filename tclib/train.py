@@ -9,6 +9,7 @@ resumes from it; the finished model is `model.pt` beside it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -120,9 +121,11 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"] + 1
+    else:
+        state = {}
         log.info("%s: resuming after epoch %d from %s", desc, start_epoch, last)
 
-    history = []
+    history = state.get("history", []) if start_epoch else []
     for epoch in range(start_epoch, config.epochs):
         model.train()
         bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
@@ -142,7 +145,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
         log.info("%s: epoch %d/%d loss %.4f", desc, epoch + 1, config.epochs, epoch_loss)
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                         "torch_rng": torch.get_rng_state(), "epoch": epoch, "loss": epoch_loss}, last)
+                         "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history}, last)
+    (out_dir / "history.json").write_text(json.dumps({"epoch_loss": history}))
     save_checkpoint(model.state_dict(), final)
     last.unlink(missing_ok=True)
     return model

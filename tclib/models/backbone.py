@@ -44,7 +44,12 @@ def load_clip(model_name: str, pretrained: str = "") -> CLIP:
             f"clip_pretrained {pretrained!r} is neither a file nor a pretrained tag of {model_name} "
             f"(tags: {open_clip.list_pretrained_tags_by_model(model_name)})"
         )
-    model = open_clip.create_model(model_name, pretrained=None)
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # open_clip warns on root that no weights were loaded
+    try:
+        model = open_clip.create_model(model_name, pretrained=None)
+    finally:
+        root.setLevel(level)
     if is_file:
         load_clip_state(model, pretrained)
     elif pretrained:

@@ -1,0 +1,178 @@
+"""AFA, the student, the X-CLIP teacher and checkpoints, against values derived by hand."""
+
+import math
+
+import pytest
+import torch
+
+from tclib.errors import CheckpointError
+from tclib.losses import fine_teaching_loss
+from tclib.models import AFA, CLIP4Clip, XCLIP, Tokenizer, load_checkpoint, load_clip, masked_mean_pool
+from tclib.models.checkpoint import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def clip():
+    torch.manual_seed(0)
+    return load_clip("tclib-tiny", "")
+
+
+def hand_afa(temperature: float = 1.0) -> AFA:
+    """fc1 = identity, fc2 picks the first coordinate: logit(frame) = relu(frame)[0]."""
+    afa = AFA(2, temperature)
+    with torch.no_grad():
+        afa.fc1.weight.copy_(torch.eye(2))
+        afa.fc1.bias.zero_()
+        afa.fc2.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        afa.fc2.bias.zero_()
+    return afa
+
+
+def test_afa_against_hand_values():
+    # frames [2, 0] and [0, 1]: logits 2 and 0; weights softmax([2, 0]) = [e^2, 1] / (e^2 + 1)
+    afa = hand_afa(temperature=1.0)
+    video, logits = afa(torch.tensor([[[2.0, 0.0], [0.0, 1.0]]]))
+    assert logits.tolist() == [[2.0, 0.0]]
+    w0, w1 = math.e**2 / (math.e**2 + 1), 1 / (math.e**2 + 1)  # 0.88080, 0.11920
+    norm = math.hypot(w0, w1)  # the frames are unit vectors along the axes: video = normalize([w0, w1])
+    assert video[0].tolist() == pytest.approx([w0 / norm, w1 / norm], abs=1e-6)  # [0.99096, 0.13411]
+
+
+def test_afa_temperature_sharpens_aggregation_only():
+    # tau = 0.1: aggregation weights softmax([20, 0]) -> [1 - 2.06e-9, 2.06e-9]; frame_weights stay at tau 1
+    afa = hand_afa(temperature=0.1)
+    video, logits = afa(torch.tensor([[[2.0, 0.0], [0.0, 1.0]]]))
+    assert video[0, 1].item() == pytest.approx(math.exp(-20), rel=1e-3)
+    assert afa.frame_weights(logits)[0].tolist() == pytest.approx([0.880797, 0.119203], abs=1e-6)
+
+
+def test_afa_mask_gives_padded_frames_zero_weight():
+    afa = hand_afa(temperature=1.0)
+    frames = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]])  # the third (logit 5) is padding
+    mask = torch.tensor([[1, 1, 0]])
+    video, logits = afa(frames, mask)
+    unpadded, _ = afa(frames[:, :2])
+    assert torch.allclose(video, unpadded)
+    assert afa.frame_weights(logits, mask)[0, 2].item() == 0.0
+    with pytest.raises(ValueError, match="mask shape"):
+        afa(frames, torch.ones(1, 2))
+
+
+def test_fine_teaching_gradient_reaches_afa_and_handles_padding():
+    torch.manual_seed(0)
+    afa = AFA(8)
+    frames = torch.randn(3, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0]])
+    relevance = torch.softmax(torch.randn(3, 5), -1) * mask
+    relevance = relevance / relevance.sum(-1, keepdim=True)
+    _, logits = afa(frames, mask)
+    loss = fine_teaching_loss(afa.frame_weights(logits, mask), relevance)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert afa.fc1.weight.grad.abs().sum() > 0 and afa.fc2.weight.grad.abs().sum() > 0
+
+
+def test_masked_mean_pool_by_hand():
+    # normalize([3, 4]) = [0.6, 0.8], normalize([1, 0]) = [1, 0]; mean [0.8, 0.4]; normalized [0.894427, 0.447214]
+    frames = torch.tensor([[[3.0, 4.0], [1.0, 0.0], [9.0, -9.0]]])
+    pooled = masked_mean_pool(frames, torch.tensor([[1, 1, 0]]))
+    assert pooled[0].tolist() == pytest.approx([0.894427, 0.447214], abs=1e-6)
+
+
+def test_tokenizer_layout():
+    tokenize = Tokenizer(max_words=6)
+    tokens = tokenize(["a red circle", "one two three four five six seven"])
+    sot, eot = tokenize.sot, tokenize.eot
+    assert tokens.shape == (2, 6)
+    assert tokens[0, 0] == sot and tokens[0, 4] == eot and tokens[0, 5] == 0  # 3 words + SOT + EOT + pad
+    assert tokens[1, 0] == sot and tokens[1, 5] == eot  # truncated to 4 words, EOT kept last
+
+
+@pytest.mark.parametrize("temporal,afa", [("meanP", False), ("seqTransf", False), ("seqTransf", True)])
+def test_student_ignores_padded_frames(clip, temporal, afa):
+    torch.manual_seed(1)
+    student = CLIP4Clip(clip, temporal=temporal, afa=afa, temporal_layers=2).eval()
+    frames = torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
+    junk = torch.randint(0, 256, (2, 2, 3, 32, 32), dtype=torch.uint8)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        short, _ = student.encode_video(frames, torch.ones(2, 4, dtype=torch.long))
+        padded, afa_logits = student.encode_video(torch.cat([frames, junk], 1), mask)
+        out = student(Tokenizer(32)(["a red circle", "a blue square"]), frames, torch.ones(2, 4, dtype=torch.long))
+    assert torch.allclose(short, padded, atol=1e-5)
+    assert out.logits.shape == (2, 2)
+    assert (afa_logits is not None) == afa
+    assert torch.allclose(padded.norm(dim=-1), torch.ones(2))
+
+
+def test_seqtransf_starts_from_text_tower(clip):
+    student = CLIP4Clip(clip, temporal="seqTransf", temporal_layers=2)
+    first_text = clip.transformer.resblocks[0].attn.in_proj_weight
+    assert torch.equal(student.temporal.transformer.resblocks[0].attn.in_proj_weight, first_text)
+    assert torch.equal(student.temporal.frame_position_embeddings.weight[:32], clip.positional_embedding)
+
+
+def xclip_by_hand(clip) -> tuple[XCLIP, dict, dict]:
+    """One text (one word) and one video of two frames, in 2-D, with CLIP's logit scale set to 1."""
+    teacher = XCLIP(clip, max_words=1, max_frames=2, temporal_layers=1)
+    with torch.no_grad():
+        teacher.clip.logit_scale.fill_(0.0)
+        for name in ("global_mat_weight", "local_mat_weight"):
+            setattr(teacher, name, torch.nn.Parameter(torch.eye(2)))
+    text = {"sentence": torch.tensor([[1.0, 0.0]]), "words": torch.tensor([[[1.0, 0.0]]])}
+    video = {"video": torch.tensor([[0.6, 0.8]]), "frames": torch.tensor([[[1.0, 0.0], [0.0, 1.0]]]),
+             "mask": torch.tensor([[1, 1]])}
+    return teacher, text, video
+
+
+def test_xclip_similarity_by_hand(clip):
+    teacher, text, video = xclip_by_hand(clip)
+    # video-sentence s.v = 0.6; video-word (one word) w.v = 0.6; sentence-frame: scores [1, 0], attention
+    # softmax([100, 0]) ~ [1, 0] -> 1; frame-word: word-frame scores [1, 0] reduce to 1 both ways -> 1.
+    # mean of the four: (0.6 + 0.6 + 1 + 1) / 4 = 0.8
+    assert teacher.similarity(text, video).item() == pytest.approx(0.8, abs=1e-6)
+    # swapping the frame mixing matrix sends the sentence-frame attention to the zero-score frame:
+    # (0.6 + 0.6 + 0 + 1) / 4 = 0.55
+    with torch.no_grad():
+        teacher.frame_logit_weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    assert teacher.similarity(text, video).item() == pytest.approx(0.55, abs=1e-6)
+
+
+def test_xclip_relevance_is_softmax_of_sentence_frame_cosine(clip):
+    teacher, text, video = xclip_by_hand(clip)
+    # softmax([1, 0]) = [e / (e + 1), 1 / (e + 1)] = [0.731059, 0.268941]
+    assert teacher.relevance(text, video)[0].tolist() == pytest.approx([0.731059, 0.268941], abs=1e-6)
+    video["mask"] = torch.tensor([[1, 0]])
+    assert teacher.relevance(text, video)[0].tolist() == pytest.approx([1.0, 0.0])
+
+
+def test_xclip_forward_shapes(clip):
+    teacher = XCLIP(clip, max_words=32, max_frames=3, temporal_layers=1)
+    frames = torch.randint(0, 256, (4, 3, 3, 32, 32), dtype=torch.uint8)
+    out = teacher(Tokenizer(32)(["a", "b", "c", "d"]), frames, torch.ones(4, 3, dtype=torch.long))
+    assert out.logits.shape == (4, 4)
+
+
+def test_checkpoint_round_trip_and_wrong_keys(tmp_path, clip):
+    student = CLIP4Clip(clip, temporal="meanP", afa=True)
+    path = save_checkpoint(student.state_dict(), tmp_path / "student.pt")
+    assert not (tmp_path / "student.pt.tmp").exists()
+    other = CLIP4Clip(load_clip("tclib-tiny"), temporal="meanP", afa=True)
+    load_checkpoint(other, path)
+    assert torch.equal(other.afa.fc1.weight, student.afa.fc1.weight)
+    without_afa = CLIP4Clip(load_clip("tclib-tiny"), temporal="seqTransf", afa=False)
+    with pytest.raises(CheckpointError, match=r"student\.pt.*missing keys.*temporal.*unexpected keys.*afa"):
+        load_checkpoint(without_afa, path)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(other, tmp_path / "nope.pt")
+
+
+def test_load_clip_rejects_unknown_names(tmp_path):
+    from tclib.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="unknown clip_model"):
+        load_clip("no-such-model")
+    with pytest.raises(ParamsError, match="neither a file nor a pretrained tag"):
+        load_clip("tclib-tiny", "laion-nonsense")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_clip("tclib-tiny", str(tmp_path / "missing.pt"))

@@ -1,0 +1,84 @@
+"""The whole pipeline, end to end: the five notebooks run by papermill on a very small demo."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tclib import pipeline
+from tclib.cli import reproduce
+from tclib.params import load_params
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def small_demo(tmp_path: Path) -> dict:
+    return dict(exp="small", results_dir=str(tmp_path / "results"), data_root=str(tmp_path / "data"),
+                synthetic_train_videos=16, synthetic_test_videos=8, decode_workers=1, seeds=[0, 1],
+                pretrain_steps=4, pretrain_batch_size=32, epochs=1, teacher_epochs=1, batch_size=8, plot_videos=2)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("demo")
+    overrides = small_demo(tmp_path)
+    exp_dir = reproduce(str(ROOT / "params" / "demo.yaml"), ROOT / "notebooks", overrides)
+    return exp_dir, load_params(ROOT / "params" / "demo.yaml", overrides)
+
+
+def test_all_notebooks_executed(demo_run):
+    exp_dir, _ = demo_run
+    executed = sorted(p.name for p in (exp_dir / "notebooks").glob("*.ipynb"))
+    assert executed == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    for path in (exp_dir / "notebooks").glob("*.ipynb"):
+        cells = json.loads(path.read_text())["cells"]
+        assert any(c.get("outputs") for c in cells if c["cell_type"] == "code"), path.name
+
+
+def test_metrics_and_table(demo_run):
+    exp_dir, _ = demo_run
+    metrics = pd.read_csv(exp_dir / "metrics.csv")
+    models = ["CLIP4Clip (meanP)", "CLIP4Clip (seqTransf)", "X-CLIP (teacher)", "TeachCLIP (coarse only)",
+              "TeachCLIP (coarse + fine)"]
+    assert list(dict.fromkeys(metrics["model"])) == models
+    assert len(metrics) == 5 * 2  # two seeds each
+    assert metrics["t2v_R1"].between(0, 100).all() and (metrics["t2v_R10"] >= metrics["t2v_R1"]).all()
+    # a student stores one vector per video; X-CLIP keeps the frames too
+    student = metrics[metrics.run == "teachclip"].floats_per_video.iloc[0]
+    teacher = metrics[metrics.run == "xclip"].floats_per_video.iloc[0]
+    assert teacher > student * 10
+    table = (exp_dir / "table.md").read_text()
+    for model in models:
+        assert f"| {model} |" in table
+    assert "±" in table
+
+
+def test_attention_outputs(demo_run):
+    exp_dir, _ = demo_run
+    assert (exp_dir / "attention.png").stat().st_size > 10_000
+    correlation = pd.read_csv(exp_dir / "attention_correlation.csv")
+    assert set(correlation["weights"]) == {"TeachCLIP (coarse only) AFA", "TeachCLIP (coarse + fine) AFA",
+                                           "X-CLIP (teacher) relevance"}
+    assert correlation["mean"].between(-1, 1).all()
+
+
+def test_rerun_skips_finished_stages(demo_run, monkeypatch):
+    _, params = demo_run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(pipeline, "train", no_training)
+    data = pipeline.prepare_data(params)
+    pipeline.prepare_teachers(params, data)
+    pipeline.train_students(params, data)
+
+
+def test_ground_truth_relevance_sums_to_one(demo_run):
+    _, params = demo_run
+    data = pipeline.prepare_data(params)
+    truth = pipeline.ground_truth_frame_relevance(params, data)
+    assert len(truth) == len(json.loads((Path(params.data_root) / "relevance.json").read_text()))
+    for relevance in truth.values():
+        assert relevance.sum() == pytest.approx(1.0)

@@ -1,0 +1,95 @@
+"""The training loop: schedule, parameter groups, checkpoints and resuming."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from tclib.models import CLIP4Clip, load_clip
+from tclib.train import TrainConfig, param_groups, train, warmup_cosine
+
+
+def test_warmup_cosine_by_hand():
+    # 10 steps, 10% warm-up: step 0 -> 0; from step 1 (progress 0.1) on: 0.5 * (1 + cos(pi * progress))
+    assert warmup_cosine(0, 10, 0.1) == 0.0
+    assert warmup_cosine(1, 10, 0.1) == pytest.approx(0.5 * (1 + math.cos(0.1 * math.pi)))  # 0.975528
+    assert warmup_cosine(5, 10, 0.1) == pytest.approx(0.5)
+    assert warmup_cosine(1, 20, 0.1) == pytest.approx(0.5)  # progress 0.05 of a 0.1 warm-up
+
+
+def test_param_groups_learning_rates():
+    student = CLIP4Clip(load_clip("tclib-tiny"), temporal="seqTransf", afa=True, temporal_layers=1)
+    config = TrainConfig(epochs=1, batch_size=2, lr=1e-4, clip_lr_scale=1e-3, afa_lr_scale=10.0)
+    groups = param_groups(student, config)
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    assert by_param[id(student.clip.visual.conv1.weight)]["lr"] == pytest.approx(1e-7)
+    assert by_param[id(student.afa.fc1.weight)]["lr"] == pytest.approx(1e-3)
+    assert by_param[id(student.temporal.frame_position_embeddings.weight)]["lr"] == pytest.approx(1e-4)
+    assert by_param[id(student.afa.fc1.bias)]["weight_decay"] == 0.0
+    assert by_param[id(student.afa.fc1.weight)]["weight_decay"] == 0.2
+    assert sum(len(g["params"]) for g in groups) == len(list(student.parameters()))
+
+
+class Points(Dataset):
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.x = torch.randn(24, 3, generator=generator)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+def mse(model, batch):
+    return ((model(batch["x"]).squeeze(-1) - batch["y"]) ** 2).mean(), {}
+
+
+def fresh_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Linear(3, 1)
+
+
+CONFIG = TrainConfig(epochs=3, batch_size=8, lr=0.3, seed=0, device="cpu", warmup_proportion=0.0)
+
+
+def test_training_reduces_loss_and_writes_model(tmp_path):
+    model = fresh_model()
+    before = mse(model, Points()[:])[0].item()
+    train(model, Points(), mse, CONFIG, tmp_path)
+    assert mse(model, Points()[:])[0].item() < before / 2
+    assert (tmp_path / "model.pt").is_file() and not (tmp_path / "last.pt").exists()
+    assert len(__import__("json").loads((tmp_path / "history.json").read_text())["epoch_loss"]) == 3
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    straight = train(fresh_model(), Points(), mse, CONFIG, tmp_path / "straight")
+
+    calls = {"n": 0}
+
+    def interrupted(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:  # 3 batches per epoch: stops in the second epoch
+            raise KeyboardInterrupt
+        return mse(model, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh_model(), Points(), interrupted, CONFIG, tmp_path / "resumed")
+    assert (tmp_path / "resumed" / "last.pt").is_file()
+    resumed = train(fresh_model(), Points(), mse, CONFIG, tmp_path / "resumed")
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.allclose(a, b)
+
+
+def test_finished_run_is_loaded_not_retrained(tmp_path):
+    trained = train(fresh_model(), Points(), mse, CONFIG, tmp_path)
+
+    def fail(model, batch):
+        raise AssertionError("training ran again")
+
+    again = train(fresh_model(), Points(), fail, CONFIG, tmp_path)
+    assert torch.equal(again.weight, trained.weight)
