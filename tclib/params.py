@@ -72,7 +72,7 @@ class Params:
     epochs: int = 5
     batch_size: int = 128
     lr: float = 1e-4  # new layers
-    clip_lr_scale: float = 1e-3  # CLIP towers train at lr * clip_lr_scale
+    clip_lr_scale: float = 1e-3  # CLIP towers train at lr * clip_lr_scale; 0 freezes them
     afa_lr_scale: float = 10.0  # AFA trains at lr * afa_lr_scale (reference: 10)
     weight_decay: float = 0.2
     warmup_proportion: float = 0.1

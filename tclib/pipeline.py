@@ -136,7 +136,7 @@ def pretrain_backbone(P: Params, data_fp: str) -> str:
     path = stage.directory / "clip.pt"
     if stage.done():
         return str(path)
-    pairs = 8192
+    pairs = min(8192, P.pretrain_steps * P.pretrain_batch_size)  # distinct pairs; longer runs repeat them
     images, captions = render_image_caption_pairs(pairs, size=P.synthetic_frame_size, seed=P.synthetic_seed + 1)
     size = image_size_of(P.clip_model)
     images = np.stack([resize_center_crop(image, size) for image in images])

@@ -28,14 +28,13 @@ def attention_figure(videos: list[dict], path: str | Path) -> Path:
         grid = outer[panel].subgridspec(2, 1, height_ratios=[1.0, 0.3 * n_rows], hspace=0.05)
         ax_frames = fig.add_subplot(grid[0])
         strip = np.concatenate([f.transpose(1, 2, 0) for f in video["frames"][:valid]], axis=1)
-        ax_frames.imshow(strip, aspect="equal")
+        ax_frames.imshow(strip, aspect="auto", extent=(0, valid, 1, 0))  # one unit per frame, as the heatmap
         ax_frames.set_axis_off()
         ax_frames.set_title("\n".join(textwrap.wrap(f"“{video['caption']}”", 120)), fontsize=9, loc="left")
         ax_heat = fig.add_subplot(grid[1])
         matrix = np.stack([np.asarray(w, dtype=float)[:valid] for w in video["rows"].values()])
-        sns.heatmap(matrix, ax=ax_heat, cmap="viridis", vmin=0.0, cbar=panel == 0, annot=valid <= 16,
-                    fmt=".2f", annot_kws={"fontsize": 6}, yticklabels=list(video["rows"]), xticklabels=True,
-                    cbar_kws={"shrink": 0.8})
+        sns.heatmap(matrix, ax=ax_heat, cmap="viridis", vmin=0.0, cbar=False, annot=valid <= 16,
+                    fmt=".2f", annot_kws={"fontsize": 6}, yticklabels=list(video["rows"]), xticklabels=True)
         ax_heat.tick_params(axis="y", labelsize=7, rotation=0)
         ax_heat.tick_params(axis="x", labelsize=7)
         ax_heat.set_xlabel("frame" if panel == len(videos) - 1 else "")

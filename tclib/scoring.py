@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -33,8 +34,8 @@ def encode_videos(encode, frames, mask, batch_size: int, device: torch.device, d
     """Apply `encode(frames, mask)` over uint8 frames (N, F, 3, H, W) (array or memmap) in batches."""
     parts = []
     for start in tqdm(range(0, len(frames), batch_size), desc=desc, unit="batch", leave=False):
-        batch = torch.as_tensor(frames[start:start + batch_size]).to(device)
-        batch_mask = torch.as_tensor(mask[start:start + batch_size]).to(device)
+        batch = torch.from_numpy(np.array(frames[start:start + batch_size])).to(device)  # copy off the memmap
+        batch_mask = torch.from_numpy(np.array(mask[start:start + batch_size])).to(device)
         parts.append(encode(batch, batch_mask))
     return _concat(parts)
 

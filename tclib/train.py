@@ -68,17 +68,23 @@ def warmup_cosine(step: int, total: int, warmup_proportion: float) -> float:
 
 
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
-    """Split parameters by learning rate (CLIP / AFA / new) and weight decay (none for biases)."""
+    """Split parameters by learning rate (CLIP / AFA / new) and weight decay (none for biases).
+
+    A parameter whose learning rate is 0 (clip_lr_scale: 0 freezes the CLIP towers) is frozen:
+    requires_grad is switched off, so no gradient is computed for it.
+    """
     groups: dict[tuple[float, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
         if name.startswith("clip.") or ".clip." in name:
             lr = config.lr * config.clip_lr_scale
         elif name.startswith("afa.") or ".afa." in name:
             lr = config.lr * config.afa_lr_scale
         else:
             lr = config.lr
+        if lr == 0:
+            param.requires_grad_(False)
+        if not param.requires_grad:
+            continue
         decay = 0.0 if name.endswith("bias") else config.weight_decay
         groups.setdefault((lr, decay), []).append(param)
     return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
@@ -108,11 +114,16 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size,
                         num_workers=config.num_workers, generator=generator, pin_memory=device.type == "cuda")
     total_steps = config.epochs * len(loader)
-    optimizer = torch.optim.AdamW(param_groups(model, config), betas=(0.9, 0.98), eps=1e-6)
+    groups = param_groups(model, config)
+    if not groups:
+        log.info("%s: no trainable parameters (everything frozen), saving the model as it is", desc)
+        save_checkpoint(model.state_dict(), final)
+        return model
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total_steps, config.warmup_proportion))
 
-    start_epoch = 0
+    start_epoch, state = 0, {}
     if last.is_file():
         state = read_checkpoint(last)
         model.load_state_dict(state["model"])
@@ -121,11 +132,9 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch = state["epoch"] + 1
-    else:
-        state = {}
         log.info("%s: resuming after epoch %d from %s", desc, start_epoch, last)
 
-    history = state.get("history", []) if start_epoch else []
+    history = state.get("history", [])
     for epoch in range(start_epoch, config.epochs):
         model.train()
         bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)

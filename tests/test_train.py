@@ -93,3 +93,21 @@ def test_finished_run_is_loaded_not_retrained(tmp_path):
 
     again = train(fresh_model(), Points(), fail, CONFIG, tmp_path)
     assert torch.equal(again.weight, trained.weight)
+
+
+def test_zero_clip_lr_freezes_the_towers(tmp_path):
+    student = CLIP4Clip(load_clip("tclib-tiny"), temporal="meanP", afa=True)
+    groups = param_groups(student, TrainConfig(epochs=1, batch_size=2, lr=1e-4, clip_lr_scale=0.0))
+    assert not student.clip.visual.conv1.weight.requires_grad
+    assert sum(len(g["params"]) for g in groups) == 4  # AFA's fc1 and fc2, weights and biases
+
+
+def test_nothing_to_train_saves_the_model_as_is(tmp_path):
+    student = CLIP4Clip(load_clip("tclib-tiny"), temporal="meanP")
+
+    def fail(model, batch):
+        raise AssertionError("no step should run")
+
+    config = TrainConfig(epochs=2, batch_size=2, lr=1e-4, clip_lr_scale=0.0, device="cpu")
+    train(student, Points(), fail, config, tmp_path)
+    assert (tmp_path / "model.pt").is_file()
