@@ -321,32 +321,52 @@ def markdown_table(table: pd.DataFrame, P: Params) -> str:
 # ------------------------------------------------------------------------------------- attention
 
 
-def ground_truth_frame_relevance(P: Params, data: Data) -> dict[tuple[str, str], np.ndarray]:
-    """{(video_id, caption): relevance over the sampled frames (sums to 1)}, from the synthetic set's
-    relevance.json and video_meta.json; {} for a data set without ground truth."""
+def ground_truth(P: Params) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, np.ndarray]]:
+    """The synthetic set's ground truth over the sampled frames (padded to max_frames):
+    {(video_id, caption): frame relevance summing to 1} and {video_id: kind of each frame ("scene0",
+    "scene1", "noise", ..., "padding")}. Both empty for a data set without relevance.json and
+    video_meta.json."""
     root = Path(P.data_root)
     if not (root / "relevance.json").is_file() or not (root / "video_meta.json").is_file():
-        return {}
-    meta = {m["video_id"]: m for m in json.loads((root / "video_meta.json").read_text())}
-    out = {}
+        return {}, {}
+    seconds, kinds = {}, {}
+    for video in json.loads((root / "video_meta.json").read_text()):
+        indices = sample_frame_indices(video["n_frames"], video["fps"], P.max_frames, P.framerate, P.slice_framepos,
+                                       video=video["video_id"])
+        seconds[video["video_id"]] = indices // int(video["fps"])
+        sampled = [video["seconds"][second] for second in seconds[video["video_id"]]]
+        kinds[video["video_id"]] = np.array(sampled + ["padding"] * (P.max_frames - len(sampled)))
+    relevance = {}
     for row in relevance_table(root).itertuples(index=False):
-        video = meta[row.video_id]
-        indices = sample_frame_indices(video["n_frames"], video["fps"], P.max_frames, P.framerate, P.slice_framepos)
-        seconds = indices // int(video["fps"])
-        hits = np.isin(seconds, row.relevant_seconds).astype(float)
-        relevance = np.zeros(P.max_frames)
-        relevance[: len(hits)] = hits / max(hits.sum(), 1.0)
-        out[(row.video_id, row.caption)] = relevance
-    return out
+        hits = np.zeros(P.max_frames)
+        hits[: len(seconds[row.video_id])] = np.isin(seconds[row.video_id], row.relevant_seconds)
+        relevance[(row.video_id, row.caption)] = hits / max(hits.sum(), 1.0)
+    return relevance, kinds
+
+
+def attention_statistics(weights: np.ndarray, relevance: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
+    """How per-frame weights (N, F) relate to the ground truth of N captions' videos.
+
+    pearson_with_ground_truth: mean over captions of the Pearson correlation with the caption's
+    relevant frames (padding left out); max_weight: mean of the largest weight; key_scene_mass: mean
+    weight on the video's two key scenes; missing_scene_pct: % of videos giving one key scene < 10%.
+    """
+    valid = kinds != "padding"
+    correlations = [pearson(w[v], r[v]) for w, r, v in zip(weights, relevance, valid)]
+    scene0 = (weights * (kinds == "scene0")).sum(axis=1)
+    scene1 = (weights * (kinds == "scene1")).sum(axis=1)
+    return {"pearson_with_ground_truth": float(np.nanmean(correlations)),
+            "max_weight": float(weights.max(axis=1).mean()),
+            "key_scene_mass": float((scene0 + scene1).mean()),
+            "missing_scene_pct": float(100 * (np.minimum(scene0, scene1) < 0.1).mean())}
 
 
 def attention_report(P: Params, data: Data) -> pd.DataFrame:
-    """attention.png for P.plot_videos test videos, and attention_correlation.csv: per model and seed,
-    the mean Pearson correlation (over test captions) of AFA weights and teacher relevance with the
-    ground-truth frame relevance."""
+    """attention.png for P.plot_videos test videos, and attention_correlation.csv: for AFA weights and
+    teacher relevance, `attention_statistics` against the ground truth (mean and std over seeds)."""
     device = resolve_device(P.device)
     test = test_set(P, data)
-    truth = ground_truth_frame_relevance(P, data)
+    truth, kinds = ground_truth(P)
     frames = torch.as_tensor(test.frames[test.caption_video])
     mask = torch.as_tensor(test.mask[test.caption_video])
     weights: dict[tuple[str, int], np.ndarray] = {}
@@ -360,20 +380,19 @@ def attention_report(P: Params, data: Data) -> pd.DataFrame:
             with torch.no_grad():
                 text = teacher.encode_text(test.tokens.to(device))
                 video = teacher.encode_video(frames.to(device), mask.to(device))
-                weights[(TEACHER_LABELS.get(name, name) + " relevance", seed)] = teacher.relevance(text, video).cpu().numpy()
+                label = TEACHER_LABELS.get(name, name) + " relevance"
+                weights[(label, seed)] = teacher.relevance(text, video).cpu().numpy()
     keys = [(test.video_ids[v], c) for v, c in zip(test.caption_video, data.test.caption)]
-    rows = []
+    stats = pd.DataFrame()
     if truth:
         gt = np.stack([truth[k] for k in keys])
-        for (label, seed), w in weights.items():
-            valid = mask.numpy().astype(bool)
-            r = [pearson(w[i][valid[i]], gt[i][valid[i]]) for i in range(len(keys))]
-            rows.append({"weights": label, "seed": seed, "pearson_with_ground_truth": float(np.nanmean(r))})
-    correlation = pd.DataFrame(rows)
-    if not correlation.empty:
-        correlation = correlation.groupby("weights", sort=False)["pearson_with_ground_truth"].agg(["mean", "std"])
-        correlation = correlation.reset_index()
-    correlation.to_csv(P.exp_dir / "attention_correlation.csv", index=False)
+        frame_kinds = np.stack([kinds[video_id] for video_id, _ in keys])
+        stats = pd.DataFrame([{"weights": label, "seed": seed, **attention_statistics(w, gt, frame_kinds)}
+                              for (label, seed), w in weights.items()])
+        grouped = stats.drop(columns="seed").groupby("weights", sort=False)
+        stats = grouped.mean().join(grouped["pearson_with_ground_truth"].std(ddof=0).rename("pearson_std"))
+        stats = stats.reset_index()
+    stats.to_csv(P.exp_dir / "attention_correlation.csv", index=False)
 
     first_seed = P.seeds[0]
     panels = []
@@ -384,7 +403,7 @@ def attention_report(P: Params, data: Data) -> pd.DataFrame:
         panels.append({"frames": test.frames[test.caption_video[i]], "mask": mask[i].numpy(),
                        "caption": f"{keys[i][0]}: {keys[i][1]}", "rows": rows_i})
     attention_figure(panels, P.exp_dir / "attention.png")
-    return correlation
+    return stats
 
 
 # ------------------------------------------------------------------------------ notebook displays

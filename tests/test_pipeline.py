@@ -57,10 +57,11 @@ def test_metrics_and_table(demo_run):
 def test_attention_outputs(demo_run):
     exp_dir, _ = demo_run
     assert (exp_dir / "attention.png").stat().st_size > 10_000
-    correlation = pd.read_csv(exp_dir / "attention_correlation.csv")
-    assert set(correlation["weights"]) == {"TeachCLIP (coarse only) AFA", "TeachCLIP (coarse + fine) AFA",
-                                           "X-CLIP (teacher) relevance"}
-    assert correlation["mean"].between(-1, 1).all()
+    stats = pd.read_csv(exp_dir / "attention_correlation.csv")
+    assert set(stats["weights"]) == {"TeachCLIP (coarse only) AFA", "TeachCLIP (coarse + fine) AFA",
+                                     "X-CLIP (teacher) relevance"}
+    assert stats["pearson_with_ground_truth"].between(-1, 1).all()
+    assert stats["key_scene_mass"].between(0, 1).all() and stats["missing_scene_pct"].between(0, 100).all()
 
 
 def test_rerun_skips_finished_stages(demo_run, monkeypatch):
@@ -77,8 +78,8 @@ def test_rerun_skips_finished_stages(demo_run, monkeypatch):
 
 def test_ground_truth_relevance_sums_to_one(demo_run):
     _, params = demo_run
-    data = pipeline.prepare_data(params)
-    truth = pipeline.ground_truth_frame_relevance(params, data)
+    truth, kinds = pipeline.ground_truth(params)
     assert len(truth) == len(json.loads((Path(params.data_root) / "relevance.json").read_text()))
-    for relevance in truth.values():
+    for (video_id, _), relevance in truth.items():
         assert relevance.sum() == pytest.approx(1.0)
+        assert set(kinds[video_id][relevance > 0]) <= {"scene0", "scene1"}  # relevant frames show a key scene
