@@ -577,3 +577,22 @@ def test_pair_dataset(synth, tmp_path):
         PairDataset(["a red circle", " "], ["video0", "video1"], cache, tokenize)
     with pytest.raises(DataError, match="video9"):
         PairDataset(["a red circle"], ["video9"], cache, tokenize)
+
+
+def _encode_and_hash(path):
+    import hashlib
+
+    from tclib.data.synthetic import _encode_mp4, _plan_video, _render_video
+
+    plan = _plan_video(12, "train", 64, 2, 2, 0)
+    _encode_mp4(_render_video(plan, 0), path, 2)
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_video_encoding_is_byte_identical_across_processes(tmp_path):
+    # multi-threaded x264 encoding gave different bytes from run to run; one thread must not
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        hashes = pool.map(_encode_and_hash, [tmp_path / f"v{i}.mp4" for i in range(6)])
+    assert len(set(hashes)) == 1

@@ -324,7 +324,8 @@ def _encode_mp4(frames: np.ndarray, path: Path, fps: int) -> None:
         stream.width = frames.shape[2]
         stream.height = frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": _CRF, "preset": "medium", "threads": "1"}
+        stream.options = {"crf": _CRF, "preset": "medium"}
+        stream.codec_context.thread_count = 1  # one encoder thread: the same bytes on every run
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
