@@ -97,7 +97,6 @@ _LARGE_RANGE = (0.45, 0.60)  # object size as a fraction of the frame
 _SMALL_RANGE = (0.15, 0.20)
 _OFFSET = 0.06  # max start offset of a key-scene object from the center (fraction of frame)
 _DRIFT = 0.02  # max drift per frame (fraction of frame)
-_CRF = "10"
 
 
 @dataclass(frozen=True)
@@ -324,7 +323,7 @@ def _encode_mp4(frames: np.ndarray, path: Path, fps: int) -> None:
         stream.width = frames.shape[2]
         stream.height = frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": _CRF, "preset": "medium"}
+        stream.options = {"qp": "0", "preset": "medium"}  # lossless: decoded frames are exactly the rendered ones
         stream.codec_context.thread_count = 1  # one encoder thread: the same bytes on every run
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
