@@ -1,36 +1,38 @@
-"""Caption-video pairs over a frame cache, as a torch Dataset."""
+"""Caption-video pairs over a frame source (a frame cache or decoding on the fly), as a torch Dataset."""
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tclib.data.cache import FrameCache
+from tclib.data.cache import FrameSource
 from tclib.errors import DataError
 
 __all__ = ["PairDataset"]
 
 
 class PairDataset(Dataset):
-    """Item ``i`` pairs caption ``i`` with the cached frames of video ``video_ids[i]``.
+    """Item ``i`` pairs caption ``i`` with the frames of video ``video_ids[i]``.
 
     Args:
         captions: one caption per item.
         video_ids: the video of each caption (a video may appear in several items).
-        cache: the frame cache holding every video.
+        cache: the frame source holding every video: a :class:`tclib.data.FrameCache` or a
+            :class:`tclib.data.cache.DecodedFrames` (which decodes each item when it is read).
         tokenize: maps a list of N captions to a LongTensor (N, L); called once, here.
 
     Items are dicts: tokens LongTensor (L,), frames uint8 tensor (F, 3, S, S), frame_mask
-    LongTensor (F,), caption_index int, video_index int (the video's row in the cache).
+    LongTensor (F,), caption_index int, video_index int (the video's row in the source).
     """
 
     def __init__(
         self,
         captions: Sequence[str],
         video_ids: Sequence[str],
-        cache: FrameCache,
+        cache: FrameSource,
         tokenize: Callable[[list[str]], torch.Tensor],
     ) -> None:
         captions = [str(c) for c in captions]
@@ -57,10 +59,11 @@ class PairDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         row = self.video_index[i]
+        frames, mask = self.cache.get(self.video_ids[i])  # one read (one decode on the fly)
         return {
             "tokens": self.tokens[i],
-            "frames": torch.from_numpy(self.cache.frames[row].copy()),
-            "frame_mask": torch.from_numpy(self.cache.mask[row].astype("int64", copy=True)),
+            "frames": torch.from_numpy(np.array(frames, dtype=np.uint8, copy=True)),
+            "frame_mask": torch.from_numpy(np.array(mask, dtype=np.int64, copy=True)),
             "caption_index": i,
             "video_index": row,
         }

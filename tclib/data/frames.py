@@ -40,6 +40,7 @@ __all__ = [
     "read_video_frames",
     "resize_center_crop",
     "sample_frame_indices",
+    "sampled_frame_count",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,24 +165,10 @@ def _to_numpy(batch) -> np.ndarray:
     return np.asarray(batch)
 
 
-def read_video_frames(
-    path: str | os.PathLike,
-    max_frames: int,
-    image_size: int,
-    framerate: int = 1,
-    slice_framepos: int = 2,
-    start_time: int | None = None,
-    end_time: int | None = None,
-) -> np.ndarray:
-    """Decode the frames the reference samples from one video.
-
-    Returns uint8 (n, 3, image_size, image_size) with ``1 <= n <= max_frames``.
-    Raises :class:`DataError` naming ``path`` when the file is missing, cannot be decoded, or
-    yields no frame in the requested segment.
-    """
+def _open_video(path: str):
+    """Open ``path`` with decord; returns (reader, frame count, average fps)."""
     import decord  # imported here so that importing tclib.data does not need decord
 
-    path = str(path)
     if not os.path.isfile(path):
         raise DataError(f"video file not found: {path}")
     try:
@@ -190,6 +177,20 @@ def read_video_frames(
         fps = vr.get_avg_fps()
     except Exception as exc:  # decord raises its own DECORDError / RuntimeError types
         raise DataError(f"cannot open video {path}: {_short(exc)}") from exc
+    return vr, frame_count, fps
+
+
+def _indices_to_read(
+    path: str,
+    frame_count: int,
+    fps: float,
+    max_frames: int,
+    framerate: int,
+    slice_framepos: int,
+    start_time: int | None,
+    end_time: int | None,
+) -> np.ndarray:
+    """:func:`sample_frame_indices` for one opened video; DataError when none falls in the segment."""
     indices = sample_frame_indices(
         frame_count,
         fps,
@@ -205,6 +206,52 @@ def read_video_frames(
             f"{path}: no frame in segment start_time={start_time}, end_time={end_time} "
             f"({frame_count} frames at {fps:.3f} fps)"
         )
+    return indices
+
+
+def sampled_frame_count(
+    path: str | os.PathLike,
+    max_frames: int,
+    framerate: int = 1,
+    slice_framepos: int = 2,
+    start_time: int | None = None,
+    end_time: int | None = None,
+) -> int:
+    """Number of frames :func:`read_video_frames` returns for this video, from its metadata only.
+
+    Opens the container (frame count and rate) without decoding a frame. Raises the same
+    :class:`DataError` as :func:`read_video_frames` for a missing or unreadable file or an empty
+    segment; a file whose frames fail to decode is only caught by :func:`read_video_frames`.
+    """
+    path = str(path)
+    vr, frame_count, fps = _open_video(path)
+    del vr
+    indices = _indices_to_read(
+        path, frame_count, fps, max_frames, framerate, slice_framepos, start_time, end_time
+    )
+    return len(indices)
+
+
+def read_video_frames(
+    path: str | os.PathLike,
+    max_frames: int,
+    image_size: int,
+    framerate: int = 1,
+    slice_framepos: int = 2,
+    start_time: int | None = None,
+    end_time: int | None = None,
+) -> np.ndarray:
+    """Decode the frames the reference samples from one video.
+
+    Returns uint8 (n, 3, image_size, image_size) with ``1 <= n <= max_frames``.
+    Raises :class:`DataError` naming ``path`` when the file is missing, cannot be decoded, or
+    yields no frame in the requested segment.
+    """
+    path = str(path)
+    vr, frame_count, fps = _open_video(path)
+    indices = _indices_to_read(
+        path, frame_count, fps, max_frames, framerate, slice_framepos, start_time, end_time
+    )
     try:
         batch = _to_numpy(vr.get_batch(indices.tolist()))
         decord_error = None
