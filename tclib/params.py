@@ -33,12 +33,13 @@ class Params:
     device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda", "cuda:1", ...
 
     # --- data ----------------------------------------------------------------------------------
-    dataset: str = "msrvtt"
-    data_root: str = "data/msrvtt"  # holds MSRVTT_data.json, the csv files and the videos
+    dataset: str = "msrvtt"  # a reader of tclib.data.READERS: msrvtt, msvd, didemo, activitynet, vatex, teachclip
+    data_root: str = "data/msrvtt"  # the data set's folder (annotations in it or in Annotations/)
     videos_dir: str = ""  # where the videos are, when not under data_root
-    train_csv: str = "MSRVTT_train.9k.csv"
-    test_csv: str = "MSRVTT_JSFUSION_test.csv"
-    expand_sentences: bool = True  # train on every caption of a video (reference: True)
+    train_split: str = "train"
+    test_split: str = "test"
+    data_options: dict = field(default_factory=dict)  # reader options, e.g. {train_csv: MSRVTT_train.7k.csv}
+    frame_cache: bool = True  # decode every video once into results/<exp>/frames; false: decode on the fly
     synthetic: bool = False  # write the synthetic MSR-VTT-layout data set into data_root first
     synthetic_train_videos: int = 240
     synthetic_test_videos: int = 100
@@ -70,7 +71,7 @@ class Params:
 
     # --- training ------------------------------------------------------------------------------
     epochs: int = 5
-    batch_size: int = 128
+    batch_size: int = 120
     lr: float = 1e-4  # new layers
     clip_lr_scale: float = 1e-3  # CLIP towers train at lr * clip_lr_scale; 0 freezes them
     afa_lr_scale: float = 10.0  # AFA trains at lr * afa_lr_scale (reference: 10)
@@ -166,6 +167,10 @@ def check_values(params: Params, source: str) -> None:
         raise bad("fine_method", f"must be one of {FINE_METHODS}")
     if params.slice_framepos not in (0, 1, 2):
         raise bad("slice_framepos", "must be 0 (head), 1 (tail) or 2 (uniform)")
+    from .data.readers import READERS
+
+    if params.dataset not in READERS:
+        raise bad("dataset", f"must be one of {sorted(READERS)}")
     for key in ("max_words", "max_frames", "batch_size", "eval_batch_size", "framerate"):
         if getattr(params, key) <= 0:
             raise bad(key, "must be positive")

@@ -23,8 +23,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from .data import (FrameCache, PairDataset, build_frame_cache, read_msrvtt, relevance_table,
+from .data import (FrameCache, PairDataset, build_frame_cache, read_annotations, relevance_table,
                    render_image_caption_pairs, resize_center_crop, sample_frame_indices, write_synthetic_msrvtt)
+from .data.cache import DecodedFrames
 from .evaluate import TestSet, afa_weights, evaluate
 from .models import CLIP4Clip, Teacher, Tokenizer, build_teacher, load_checkpoint, load_clip
 from .models.checkpoint import save_checkpoint
@@ -47,7 +48,7 @@ RUNS = {
 }
 TEACHER_LABELS = {"xclip": "X-CLIP (teacher)"}
 
-DATA_KEYS = ["dataset", "data_root", "videos_dir", "train_csv", "test_csv", "expand_sentences", "synthetic",
+DATA_KEYS = ["dataset", "data_root", "videos_dir", "train_split", "test_split", "data_options", "synthetic",
              "synthetic_train_videos", "synthetic_test_videos", "synthetic_frame_size", "synthetic_seed",
              "max_words", "max_frames", "framerate", "slice_framepos", "clip_model"]
 BACKBONE_KEYS = ["clip_model", "clip_pretrained", "pretrain_steps", "pretrain_batch_size", "pretrain_lr"]
@@ -80,7 +81,7 @@ class Data:
 
     train: pd.DataFrame
     test: pd.DataFrame
-    cache: FrameCache
+    cache: FrameCache | DecodedFrames
     clip_pretrained: str
     fingerprint: str
 
@@ -92,23 +93,35 @@ def prepare_data(P: Params) -> Data:
         write_synthetic_msrvtt(root, n_train=P.synthetic_train_videos, n_test=P.synthetic_test_videos,
                                size=P.synthetic_frame_size, seed=P.synthetic_seed, workers=P.decode_workers)
     videos_dir = P.videos_dir or None
-    train_df = read_msrvtt(root, "train", train_csv=P.train_csv, expand_sentences=P.expand_sentences,
-                           videos_dir=videos_dir)
-    test_df = read_msrvtt(root, "test", test_csv=P.test_csv, videos_dir=videos_dir)
-    videos = dict(zip(train_df.video_id, train_df.video_path)) | dict(zip(test_df.video_id, test_df.video_path))
-    cache = build_frame_cache(videos, P.exp_dir / "frames", max_frames=P.max_frames,
-                              image_size=image_size_of(P.clip_model), framerate=P.framerate,
-                              slice_framepos=P.slice_framepos, workers=P.decode_workers)
+    train_df, test_df = (annotations(P, split, videos_dir) for split in (P.train_split, P.test_split))
+    videos = {}
+    for row in pd.concat([train_df, test_df]).itertuples(index=False):
+        videos[row.clip_id] = row.video_path if pd.isna(row.start) else (row.video_path, int(row.start), int(row.end))
+    sampling = dict(max_frames=P.max_frames, image_size=image_size_of(P.clip_model), framerate=P.framerate,
+                    slice_framepos=P.slice_framepos, workers=P.decode_workers)
+    if P.frame_cache:
+        cache = build_frame_cache(videos, P.exp_dir / "frames", **sampling)
+    else:
+        cache = DecodedFrames(videos, **sampling)
     failed = set(cache.failed)
     if failed:
         log.warning("%d videos could not be decoded (see %s); their captions are left out",
                     len(failed), P.exp_dir / "frames" / "failures.csv")
-        train_df = train_df[~train_df.video_id.isin(failed)].reset_index(drop=True)
-        test_df = test_df[~test_df.video_id.isin(failed)].reset_index(drop=True)
+        train_df = train_df[~train_df.clip_id.isin(failed)].reset_index(drop=True)
+        test_df = test_df[~test_df.clip_id.isin(failed)].reset_index(drop=True)
     data_fp = fingerprint([P.to_dict()[k] for k in DATA_KEYS])
     clip_pretrained = pretrain_backbone(P, data_fp)
     return Data(train_df, test_df, cache, clip_pretrained, fingerprint(data_fp, clip_pretrained,
                                                                       [P.to_dict()[k] for k in BACKBONE_KEYS]))
+
+
+def annotations(P: Params, split: str, videos_dir: str | None) -> pd.DataFrame:
+    """One split's rows with a caption (gallery-only videos of the TeachCLIP layout are left out)."""
+    table = read_annotations(P.dataset, P.data_root, split, videos_dir, **P.data_options)
+    unlabelled = table.caption.isna()
+    if unlabelled.any():
+        log.info("%s/%s: %d videos without a caption left out", P.dataset, split, int(unlabelled.sum()))
+    return table[~unlabelled].reset_index(drop=True)
 
 
 class ImageCaptionDataset(Dataset):
@@ -153,15 +166,15 @@ def pretrain_backbone(P: Params, data_fp: str) -> str:
 
 
 def train_dataset(P: Params, data: Data) -> PairDataset:
-    return PairDataset(list(data.train.caption), list(data.train.video_id), data.cache, Tokenizer(P.max_words))
+    return PairDataset(list(data.train.caption), list(data.train.clip_id), data.cache, Tokenizer(P.max_words))
 
 
 def test_set(P: Params, data: Data) -> TestSet:
-    video_ids = list(dict.fromkeys(data.test.video_id))
+    video_ids = list(dict.fromkeys(data.test.clip_id))
     rows = [data.cache.index_of(v) for v in video_ids]
     position = {v: i for i, v in enumerate(video_ids)}
     return TestSet(tokens=Tokenizer(P.max_words)(list(data.test.caption)),
-                   caption_video=np.array([position[v] for v in data.test.video_id]),
+                   caption_video=np.array([position[v] for v in data.test.clip_id]),
                    frames=np.asarray(data.cache.frames[rows]), mask=np.asarray(data.cache.mask[rows]),
                    video_ids=video_ids)
 
@@ -413,7 +426,7 @@ def data_summary(P: Params, data: Data) -> pd.DataFrame:
     """Videos and captions per split, and the frames kept per video."""
     rows = []
     for split, table in (("train", data.train), ("test", data.test)):
-        rows_idx = [data.cache.index_of(v) for v in dict.fromkeys(table.video_id)]
+        rows_idx = [data.cache.index_of(v) for v in dict.fromkeys(table.clip_id)]
         frames = np.asarray(data.cache.mask[rows_idx]).sum(axis=1)
         rows.append({"split": split, "videos": len(rows_idx), "captions": len(table),
                      "frames per video (min/mean/max)": f"{frames.min()}/{frames.mean():.1f}/{frames.max()}"})
@@ -426,10 +439,10 @@ def show_sample_video(P: Params, data: Data, index: int = 0) -> None:
     """Thumbnails of one training video with its captions."""
     import matplotlib.pyplot as plt
 
-    video_id = data.train.video_id.iloc[index]
+    video_id = data.train.clip_id.iloc[index]
     frames, mask = data.cache.get(video_id)
     strip = np.concatenate([f.transpose(1, 2, 0) for f in frames[: int(mask.sum())]], axis=1)
-    captions = data.train.caption[data.train.video_id == video_id].tolist()
+    captions = data.train.caption[data.train.clip_id == video_id].tolist()
     fig, ax = plt.subplots(figsize=(12, 1.6))
     ax.imshow(strip)
     ax.set_axis_off()

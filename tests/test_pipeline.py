@@ -83,3 +83,12 @@ def test_ground_truth_relevance_sums_to_one(demo_run):
     for (video_id, _), relevance in truth.items():
         assert relevance.sum() == pytest.approx(1.0)
         assert set(kinds[video_id][relevance > 0]) <= {"scene0", "scene1"}  # relevant frames show a key scene
+
+
+def test_decoding_on_the_fly_gives_the_cached_frames(demo_run):
+    _, params = demo_run
+    cached = pipeline.test_set(params, pipeline.prepare_data(params))
+    on_the_fly = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "frame_cache": False})
+    decoded = pipeline.test_set(on_the_fly, pipeline.prepare_data(on_the_fly))
+    assert decoded.video_ids == cached.video_ids
+    assert (decoded.frames == cached.frames).all() and (decoded.mask == cached.mask).all()
