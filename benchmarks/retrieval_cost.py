@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=1000)
     parser.add_argument("--videos", type=int, default=1000)
     parser.add_argument("--block", type=int, default=25, help="texts scored at once by X-CLIP")
+    parser.add_argument("--out", default="results/benchmarks/retrieval_cost.md", help="where the table is written")
     args = parser.parse_args()
     dim, frames, words = 512, 12, 32
     torch.manual_seed(0)
@@ -50,13 +52,18 @@ def main() -> None:
         teacher_s = best_of(lambda: [teacher.similarity(select(t_text, slice(i, i + args.block)), t_video)
                                      for i in range(0, args.texts, args.block)], repeats=1)
     student_floats, teacher_floats = dim, dim + frames * dim
-    print(f"{args.texts} texts x {args.videos} videos, D={dim}, {frames} frames, {words} words, "
-          f"{torch.get_num_threads()} threads")
-    print(f"{'model':<22}{'floats/video':>14}{'score seconds':>16}")
-    print(f"{'TeachCLIP student':<22}{student_floats:>14}{student_s:>16.4f}")
-    print(f"{'X-CLIP teacher':<22}{teacher_floats:>14}{teacher_s:>16.4f}")
-    print(f"ratio teacher/student: storage x{teacher_floats / student_floats:.0f}, "
-          f"scoring time x{teacher_s / student_s:.0f}")
+    lines = [f"{args.texts} texts x {args.videos} videos, D={dim}, {frames} frames, {words} words, "
+             f"{torch.get_num_threads()} threads",
+             f"{'model':<22}{'floats/video':>14}{'score seconds':>16}",
+             f"{'TeachCLIP student':<22}{student_floats:>14}{student_s:>16.4f}",
+             f"{'X-CLIP teacher':<22}{teacher_floats:>14}{teacher_s:>16.4f}",
+             f"ratio teacher/student: storage x{teacher_floats / student_floats:.0f}, "
+             f"scoring time x{teacher_s / student_s:.0f}"]
+    print("\n".join(lines))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("```\n" + "\n".join(lines) + "\n```\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
