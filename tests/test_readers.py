@@ -445,3 +445,11 @@ def test_coerce_options():
     }
     with pytest.raises(DataError, match="true or false"):
         coerce_options("msrvtt", {"expand_sentences": "maybe"})
+
+
+def test_msrvtt_with_a_relative_root(tmp_path, monkeypatch):
+    root = msrvtt_layout(tmp_path)
+    monkeypatch.chdir(root.parent)
+    relative = Path(root.name)
+    assert read_annotations("msrvtt", relative, "train")["caption"].tolist() == ["a cat", "a dog", "a kitten"]
+    assert read_annotations("msrvtt", relative, "test")["video_id"].tolist() == ["video2"]

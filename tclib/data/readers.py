@@ -401,7 +401,7 @@ class MsrvttReader(AnnotationReader):
 
     def _rows(self, root: Path, split: str, options: dict[str, Any]) -> pd.DataFrame:
         csv_option = f"{split}_csv"
-        csv_path = _locate(root, options[csv_option])
+        csv_path = _locate(root, options[csv_option]).resolve()  # absolute: read_msrvtt joins it to its root
         # read_msrvtt finds MSRVTT_data.json (training sentences) in the folder it is given
         ann_dir = _locate(root, "MSRVTT_data.json").parent if split == "train" else csv_path.parent
         table = read_msrvtt(
