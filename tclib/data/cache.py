@@ -46,6 +46,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tclib.data.frames import pad_frames, read_video_frames, sampled_frame_count
+from tclib.data.files import read_json
 from tclib.errors import DataError
 
 __all__ = [
@@ -90,12 +91,7 @@ def _file_stamp(path: str) -> list[int] | None:
 
 
 def _load_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataError(f"frame cache file not found: {path}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"invalid JSON in {path}: {exc}") from exc
+    return read_json(path, "frame cache file")
 
 
 def _check_params(manifest_path: Path, stored: dict, wanted: dict) -> None:
@@ -168,20 +164,11 @@ def _segments(ids: Sequence[str], sources: Sequence[_Source]) -> dict[str, list[
 
 def _decode(task: tuple[int, _Source, dict]) -> tuple[int, np.ndarray | None, np.ndarray | None, str | None]:
     """Decode one video; a DataError becomes a failure reason instead of an exception."""
-    row, (path, start, end), params = task
+    row, source, params = task
     try:
-        frames = read_video_frames(
-            path,
-            params["max_frames"],
-            params["image_size"],
-            framerate=params["framerate"],
-            slice_framepos=params["slice_framepos"],
-            start_time=start,
-            end_time=end,
-        )
+        padded, mask = _decode_or_raise((source, params))
     except DataError as exc:
         return row, None, None, str(exc)
-    padded, mask = pad_frames(frames, params["max_frames"])
     return row, padded, mask, None
 
 
@@ -554,7 +541,7 @@ def build_frame_cache(
         checkpoint()
     if failed:
         log.warning("frame cache %s: %d of %d videos failed, see failures.csv", cache_dir, len(failed), n)
-    del arrays
+    arrays.clear()  # close the memory maps before reopening read-only
     return FrameCache(cache_dir, expect=params)
 
 

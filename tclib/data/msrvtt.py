@@ -14,13 +14,13 @@ unfolds them). Test rows are the rows of the test csv, one caption per video.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 
 import pandas as pd
 
+from tclib.data.files import read_json
 from tclib.errors import DataError
 
 __all__ = ["VIDEO_DIR_CANDIDATES", "check_videos", "read_msrvtt", "relevance_table", "resolve_videos_dir"]
@@ -32,15 +32,7 @@ COLUMNS = ["video_id", "caption", "split", "video_path"]
 
 
 def _read_json(path: Path):
-    if not path.is_file():
-        raise DataError(f"annotation file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON in {path}: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+    return read_json(path, "annotation file")
 
 
 def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:

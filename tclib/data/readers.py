@@ -58,7 +58,6 @@ listed video without captions is dropped with a warning.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -72,6 +71,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from tclib.data.msrvtt import read_msrvtt
+from tclib.data.files import read_json
 from tclib.errors import DataError
 
 __all__ = [
@@ -187,13 +187,7 @@ def _locate(root: Path, name: str | os.PathLike) -> Path:
 
 
 def _load_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON in {path}: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+    return read_json(path, "annotation file")
 
 
 def _load_pickle(path: Path) -> Any:
