@@ -506,40 +506,6 @@ def test_cache_param_mismatch(synth, tmp_path):
         FrameCache(tmp_path / "nowhere")
 
 
-def test_cache_interrupted_build_resumes(synth, tmp_path, monkeypatch):
-    videos = _videos(synth, 5)
-    real = cache_mod.read_video_frames
-    calls: list[str] = []
-
-    def flaky(path, *args, **kwargs):
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        calls.append(Path(path).stem)
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(cache_mod, "read_video_frames", flaky)
-    with pytest.raises(KeyboardInterrupt):
-        build_frame_cache(videos, tmp_path / "cache", **PARAMS)
-    assert _json(tmp_path / "cache" / "manifest.json")["done"] == [1, 1, 1, 0, 0]
-    partial = FrameCache(tmp_path / "cache")
-    assert not partial.complete
-    with pytest.raises(DataError, match="not decoded yet"):
-        partial.index_of("video4")
-
-    calls.clear()
-
-    def counting(path, *args, **kwargs):
-        calls.append(Path(path).stem)
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(cache_mod, "read_video_frames", counting)
-    cache = build_frame_cache(videos, tmp_path / "cache", **PARAMS)
-    assert calls == ["video3", "video4"]
-    assert cache.complete
-    ref = pad_frames(real(videos["video4"], 6, 16), 6)[0]
-    np.testing.assert_array_equal(cache.get("video4")[0], ref)
-
-
 def test_cache_workers(synth, tmp_path):
     videos = _videos(synth, 3)
     serial = build_frame_cache(videos, tmp_path / "serial", **PARAMS)
