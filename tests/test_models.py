@@ -176,3 +176,24 @@ def test_load_clip_rejects_unknown_names(tmp_path):
         load_clip("tclib-tiny", "laion-nonsense")
     with pytest.raises(CheckpointError, match="not found"):
         load_clip("tclib-tiny", str(tmp_path / "missing.pt"))
+
+
+def test_xclip_loads_a_checkpoint_with_reference_key_names(tmp_path, clip):
+    # released X-CLIP checkpoints call the seqTransf head frame_position_embeddings.* and transformerClip.*
+    teacher = XCLIP(clip, max_words=32, max_frames=12, temporal_layers=2)
+    with torch.no_grad():
+        teacher.frame_logit_weight.mul_(3.0)
+    reference = {}
+    for key, value in teacher.state_dict().items():
+        key = key.replace("temporal.frame_position_embeddings.", "frame_position_embeddings.")
+        reference["module." + key.replace("temporal.transformer.", "transformerClip.")] = value
+    assert "transformerClip.resblocks.0.attn.in_proj_weight" in {k.removeprefix("module.") for k in reference}
+    path = save_checkpoint(reference, tmp_path / "msrvtt-9k_xclip_model.bin")
+    fresh = XCLIP(load_clip("tclib-tiny"), max_words=32, max_frames=12, temporal_layers=2)
+    load_checkpoint(fresh, path)
+    for (name, a), b in zip(teacher.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name
+    reference["transformerClip.extra.weight"] = torch.zeros(1)
+    save_checkpoint(reference, path)
+    with pytest.raises(CheckpointError, match=r"msrvtt-9k_xclip_model\.bin.*unexpected keys.*extra"):
+        load_checkpoint(fresh, path)

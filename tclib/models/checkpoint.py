@@ -40,6 +40,8 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
     checkpoint = read_checkpoint(path)
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    if hasattr(model, "adapt_state_dict"):  # a teacher's released checkpoint may use other key names
+        state = model.adapt_state_dict(state)
     ours = model.state_dict()
     missing = sorted(set(ours) - set(state))
     unexpected = sorted(set(state) - set(ours))

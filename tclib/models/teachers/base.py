@@ -44,6 +44,10 @@ class Teacher(nn.Module, ABC):
     def relevance(self, text: Features, video: Features) -> torch.Tensor:
         """(B, F) frame-text relevance of each positive pair (text i, video i); rows sum to 1."""
 
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Rename the keys of a released checkpoint to this class's names (default: as they are)."""
+        return state
+
     def forward(self, tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> RetrievalOutput:
         """In-batch logits, so a teacher trains in the same loop as a student."""
         return RetrievalOutput(self.similarity(self.encode_text(tokens), self.encode_video(frames, mask)))

@@ -33,6 +33,11 @@ from .base import Features, Teacher
 
 ATTENTION_TEMPERATURE = 1e-2
 
+# Released X-CLIP checkpoints (as TeachCLIP distributes them) name the seqTransf head differently;
+# the CLIP towers (clip.*) and the mixing matrices already have our names.
+REFERENCE_PREFIXES = {"frame_position_embeddings.": "temporal.frame_position_embeddings.",
+                      "transformerClip.": "temporal.transformer."}
+
 
 def _attend(scores: torch.Tensor, dim: int, mixing: torch.Tensor) -> torch.Tensor:
     """X-CLIP's attention over a similarity matrix: sum over `dim` of (softmax(scores/0.01) @ mixing) * scores."""
@@ -56,6 +61,16 @@ class XCLIP(Teacher):
         self.word_mat_weight = nn.Parameter(torch.eye(max_words))
         self.frame_mat_weight2 = nn.Parameter(torch.eye(max_frames))
         self.word_mat_weight2 = nn.Parameter(torch.eye(max_words))
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        renamed = {}
+        for key, value in state.items():
+            for old, new in REFERENCE_PREFIXES.items():
+                if key.startswith(old):
+                    key = new + key[len(old):]
+                    break
+            renamed[key] = value
+        return renamed
 
     def encode_text(self, tokens: torch.Tensor) -> Features:
         sentence, words = encode_text_tokens(self.clip, tokens)
