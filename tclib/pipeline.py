@@ -32,7 +32,7 @@ from .models.checkpoint import save_checkpoint
 from .params import Params
 from .plots import attention_figure, pearson
 from .scoring import TeacherScores, encode_teacher_features, load_teacher_features, save_teacher_features
-from .stages import Stage, fingerprint, recorded_fingerprint
+from .stages import Stage, fingerprint, read_record
 from .teaching import ContrastiveObjective, TeachingObjective
 from .train import TrainConfig, resolve_device, seed_everything, train
 
@@ -255,7 +255,8 @@ def train_students(P: Params, data: Data) -> None:
     for run in P.runs:
         spec = RUNS[run]
         for seed in P.seeds:
-            teachers_fp = [recorded_fingerprint(teacher_dir(P, t, seed)) for t in P.teachers] if spec["coarse"] else []
+            teachers_fp = ([read_record(teacher_dir(P, t, seed)).get("fingerprint") for t in P.teachers]
+                           if spec["coarse"] else [])
             stage = Stage(student_dir(P, run, seed),
                           fingerprint(data.fingerprint, run, seed, teachers_fp,
                                       [P.to_dict()[k] for k in TRAIN_KEYS + TEACHING_KEYS]))
@@ -454,7 +455,7 @@ def teacher_summary(P: Params, teachers: dict[tuple[str, int], Path]) -> pd.Data
     rows = []
     for (name, seed), directory in teachers.items():
         text, video = load_teacher_features(directory / "features.pt")
-        rows.append({"teacher": name, "seed": seed, "source": Stage(directory, "").info().get("checkpoint", ""),
+        rows.append({"teacher": name, "seed": seed, "source": read_record(directory).get("info", {}).get("checkpoint", ""),
                      "captions cached": len(next(iter(text.values()))),
                      "videos cached": len(next(iter(video.values()))),
                      "features": ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in {**text, **video}.items())})

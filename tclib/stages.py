@@ -42,16 +42,13 @@ class Stage:
         self.directory.mkdir(parents=True, exist_ok=True)
         return False
 
-    def info(self) -> dict[str, Any]:
-        return json.loads(self.record.read_text()).get("info", {})
-
     def finish(self, **info: Any) -> None:
         tmp = self.record.with_name("stage.json.tmp")
         tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "info": info}, indent=2, default=str))
         os.replace(tmp, self.record)
 
 
-def recorded_fingerprint(directory: str | Path) -> str:
-    """The fingerprint a finished stage recorded in `directory` ("" when it has not finished)."""
+def read_record(directory: str | Path) -> dict[str, Any]:
+    """What a finished stage recorded in `directory`: {"fingerprint", "info"} ({} when unfinished)."""
     record = Path(directory) / "stage.json"
-    return json.loads(record.read_text()).get("fingerprint", "") if record.is_file() else ""
+    return json.loads(record.read_text()) if record.is_file() else {}
