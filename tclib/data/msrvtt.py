@@ -95,16 +95,9 @@ def read_msrvtt(
     root = Path(root)
     vdir = resolve_videos_dir(root, videos_dir)
     if split == "train":
-        df = _read_train(root, root / train_csv, expand_sentences)
+        df = read_json_captions(root / "MSRVTT_data.json", root / train_csv, expand_sentences)
     elif split == "test":
-        path = root / test_csv
-        raw = _read_csv(path, ["video_id", "sentence"])
-        raw["video_id"] = raw["video_id"].str.strip()
-        if (raw["video_id"] == "").any():
-            line = int((raw["video_id"] == "").to_numpy().nonzero()[0][0]) + 2
-            raise DataError(f"empty video_id on line {line} of {path}")
-        _check_captions(raw, path, "sentence")
-        df = pd.DataFrame({"video_id": raw["video_id"], "caption": raw["sentence"]})
+        df = read_csv_captions(root / test_csv)
     else:
         raise DataError(f"unknown MSR-VTT split {split!r} (expected 'train' or 'test')")
     df = df.reset_index(drop=True)
@@ -114,10 +107,24 @@ def read_msrvtt(
     return df[COLUMNS]
 
 
-def _read_train(root: Path, csv_path: Path, expand_sentences: bool) -> pd.DataFrame:
+def read_csv_captions(path: Path) -> pd.DataFrame:
+    """(video_id, caption) rows of an evaluation csv with columns video_id and sentence (MSR-VTT's
+    JSFusion test file, VATEX's split files)."""
+    raw = _read_csv(path, ["video_id", "sentence"])
+    raw["video_id"] = raw["video_id"].str.strip()
+    if (raw["video_id"] == "").any():
+        line = int((raw["video_id"] == "").to_numpy().nonzero()[0][0]) + 2
+        raise DataError(f"empty video_id on line {line} of {path}")
+    _check_captions(raw, path, "sentence")
+    return pd.DataFrame({"video_id": raw["video_id"], "caption": raw["sentence"]})
+
+
+def read_json_captions(json_path: Path, csv_path: Path, expand_sentences: bool = True) -> pd.DataFrame:
+    """(video_id, caption) rows: the ``sentences`` of an MSR-VTT-style json (MSRVTT_data.json,
+    VATEX_data.json) whose video is listed in a split csv, in json order; with
+    ``expand_sentences=False`` one row per video with its first caption."""
     ids = _read_csv(csv_path, ["video_id"])["video_id"].str.strip()
     ids = ids[ids != ""]
-    json_path = root / "MSRVTT_data.json"
     data = _read_json(json_path)
     if not isinstance(data, dict):
         raise DataError(f"{json_path} must hold a JSON object, found {type(data).__name__}")
@@ -128,8 +135,9 @@ def _read_train(root: Path, csv_path: Path, expand_sentences: bool) -> pd.DataFr
         raise DataError(f"'sentences' in {json_path} must be a list of objects")
     sent = pd.DataFrame(sentences)
     for key in ("caption", "video_id"):
-        if key not in sent.columns or sent[key].isna().any():
-            raise DataError(f"a sentence in {json_path} has no {key!r}")
+        absent = sent[key].isna() if key in sent.columns else pd.Series(True, index=sent.index)
+        if absent.any():
+            raise DataError(f"sentence {int(absent.to_numpy().nonzero()[0][0])} of {json_path} has no {key!r}")
     if "sen_id" not in sent.columns:
         sent["sen_id"] = range(len(sent))
     sent["video_id"] = sent["video_id"].astype(str)

@@ -70,7 +70,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from tclib.data.msrvtt import read_msrvtt
+from tclib.data.msrvtt import read_csv_captions, read_json_captions, read_msrvtt
 from tclib.data.files import read_json
 from tclib.errors import DataError
 
@@ -432,67 +432,10 @@ class VatexReader(AnnotationReader):
         csv_path = _locate(root, options[f"{split}_csv"])
         if split == "train":
             json_path = _locate(root, options["data_json"])
-            pairs = _json_sentences(json_path, csv_path, bool(options["expand_sentences"]))
+            table = read_json_captions(json_path, csv_path, bool(options["expand_sentences"]))
         else:
-            pairs = _csv_sentences(csv_path)
-        return _frame([(v, c, None, None) for v, c in pairs])
-
-
-def _read_csv(csv_path: Path, columns: list[str]) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise DataError(f"cannot parse csv {csv_path}: {exc}") from exc
-    table.columns = [str(c).strip() for c in table.columns]
-    for column in columns:
-        if column not in table.columns:
-            raise DataError(f"{csv_path} has no column {column!r} (columns: {list(table.columns)})")
-    return table
-
-
-def _csv_video_ids(csv_path: Path) -> list[str]:
-    return [v for v in _read_csv(csv_path, ["video_id"])["video_id"].str.strip() if v]
-
-
-def _csv_sentences(csv_path: Path) -> list[tuple[str, str]]:
-    """(video_id, sentence) of the rows of an evaluation csv (columns video_id, sentence)."""
-    table = _read_csv(csv_path, ["video_id", "sentence"])
-    pairs = []
-    for line, (vid, sentence) in enumerate(zip(table["video_id"].str.strip(), table["sentence"]), start=2):
-        if not vid:
-            raise DataError(f"empty video_id on line {line} of {csv_path}")
-        pairs.append((vid, _nonempty_text(sentence, f"line {line} of {csv_path} ({vid})")))
-    return pairs
-
-
-def _json_sentences(json_path: Path, csv_path: Path, expand: bool) -> list[tuple[str, str]]:
-    """(video_id, caption) of the ``sentences`` of an MSR-VTT-style json for the videos of a csv."""
-    ids = _csv_video_ids(csv_path)
-    data = _load_json(json_path)
-    sentences = data.get("sentences") if isinstance(data, dict) else None
-    if not isinstance(sentences, list):
-        raise DataError(f"{json_path} must hold an object with a list 'sentences'")
-    wanted = set(ids)
-    pairs: list[tuple[str, str]] = []
-    for i, item in enumerate(sentences):
-        if not isinstance(item, dict) or "video_id" not in item or "caption" not in item:
-            raise DataError(f"sentence {i} of {json_path} needs the keys 'video_id' and 'caption'")
-        vid = str(item["video_id"])
-        if vid in wanted:
-            pairs.append((vid, _nonempty_text(item["caption"], f"{json_path}, sentence {i} ({vid})")))
-    have = {v for v, _ in pairs}
-    missing = [v for v in ids if v not in have]
-    if missing:
-        raise DataError(
-            f"video {missing[0]} listed in {csv_path} has no sentence in {json_path}"
-            + (f" ({len(missing) - 1} more)" if len(missing) > 1 else "")
-        )
-    if expand:
-        return pairs
-    first: dict[str, str] = {}
-    for vid, caption in pairs:
-        first.setdefault(vid, caption)
-    return [(vid, first[vid]) for vid in dict.fromkeys(ids)]
+            table = read_csv_captions(csv_path)
+        return _frame([(v, c, None, None) for v, c in zip(table["video_id"], table["caption"])])
 
 
 class MsvdReader(AnnotationReader):
