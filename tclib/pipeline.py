@@ -55,6 +55,7 @@ BACKBONE_KEYS = ["clip_model", "clip_pretrained", "pretrain_steps", "pretrain_ba
 TRAIN_KEYS = ["epochs", "batch_size", "lr", "clip_lr_scale", "afa_lr_scale", "weight_decay", "warmup_proportion",
               "grad_clip", "beta", "temporal_layers", "afa_temperature"]
 TEACHING_KEYS = ["coarse_method", "fine_method", "loss_weights"]
+TEACHER_FEATURES_FORMAT = "training videos only"  # part of the teacher stage's fingerprint
 TEACHER_KEYS = ["teachers", "teacher_checkpoints", "teacher_epochs", "teacher_lr"]
 
 
@@ -208,7 +209,7 @@ def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
         for seed in P.seeds:
             directory = teacher_dir(P, name, seed)
             checkpoint = P.teacher_checkpoints.get(name, "")
-            stage = Stage(directory, fingerprint(data.fingerprint, seed, name, checkpoint,
+            stage = Stage(directory, fingerprint(data.fingerprint, seed, name, checkpoint, TEACHER_FEATURES_FORMAT,
                                                  [P.to_dict()[k] for k in TRAIN_KEYS + TEACHER_KEYS]))
             out[(name, seed)] = directory
             if stage.done():
@@ -222,9 +223,9 @@ def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
                 config = _train_config(P, seed, P.teacher_epochs, P.teacher_lr)
                 teacher = train(teacher, dataset, ContrastiveObjective(P.beta), config, directory / "run",
                                 desc=f"{name} seed {seed}")
-            text, video = encode_teacher_features(teacher, dataset.tokens, data.cache.frames, data.cache.mask,
-                                                  P.eval_batch_size, device)
-            save_teacher_features(directory / "features.pt", text, video)
+            features = encode_teacher_features(teacher, dataset.tokens, data.cache.frames, data.cache.mask,
+                                               sorted(set(dataset.video_index)), P.eval_batch_size, device)
+            save_teacher_features(directory / "features.pt", features)
             stage.finish(checkpoint=checkpoint or "trained here")
     return out
 
@@ -454,7 +455,8 @@ def show_sample_video(P: Params, data: Data, index: int = 0) -> None:
 def teacher_summary(P: Params, teachers: dict[tuple[str, int], Path]) -> pd.DataFrame:
     rows = []
     for (name, seed), directory in teachers.items():
-        text, video = load_teacher_features(directory / "features.pt")
+        features = load_teacher_features(directory / "features.pt")
+        text, video = features.text, features.video
         rows.append({"teacher": name, "seed": seed, "source": read_record(directory).get("info", {}).get("checkpoint", ""),
                      "captions cached": len(next(iter(text.values()))),
                      "videos cached": len(next(iter(video.values()))),
