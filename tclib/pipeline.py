@@ -110,10 +110,10 @@ def prepare_data(P: Params) -> Data:
                     len(failed), P.exp_dir / "frames" / "failures.csv")
         train_df = train_df[~train_df.clip_id.isin(failed)].reset_index(drop=True)
         test_df = test_df[~test_df.clip_id.isin(failed)].reset_index(drop=True)
-    data_fp = fingerprint([P.to_dict()[k] for k in DATA_KEYS])
+    data_fp = fingerprint(P.values(DATA_KEYS))
     clip_pretrained = pretrain_backbone(P, data_fp)
-    return Data(train_df, test_df, cache, clip_pretrained, fingerprint(data_fp, clip_pretrained,
-                                                                      [P.to_dict()[k] for k in BACKBONE_KEYS]))
+    data_fp = fingerprint(data_fp, clip_pretrained, P.values(BACKBONE_KEYS))
+    return Data(train_df, test_df, cache, clip_pretrained, data_fp)
 
 
 def annotations(P: Params, split: str, videos_dir: str | None) -> pd.DataFrame:
@@ -145,7 +145,7 @@ def pretrain_backbone(P: Params, data_fp: str) -> str:
     pairs. Returns the clip_pretrained value later stages use (the params' own when there is none)."""
     if P.pretrain_steps <= 0:
         return P.clip_pretrained
-    stage = Stage(P.exp_dir / "backbone", fingerprint(data_fp, [P.to_dict()[k] for k in BACKBONE_KEYS],
+    stage = Stage(P.exp_dir / "backbone", fingerprint(data_fp, P.values(BACKBONE_KEYS),
                                                       P.synthetic_frame_size))
     path = stage.directory / "clip.pt"
     if stage.done():
@@ -210,7 +210,7 @@ def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
             directory = teacher_dir(P, name, seed)
             checkpoint = P.teacher_checkpoints.get(name, "")
             stage = Stage(directory, fingerprint(data.fingerprint, seed, name, checkpoint, TEACHER_FEATURES_FORMAT,
-                                                 [P.to_dict()[k] for k in TRAIN_KEYS + TEACHER_KEYS]))
+                                                 P.values(TRAIN_KEYS + TEACHER_KEYS)))
             out[(name, seed)] = directory
             if stage.done():
                 continue
@@ -260,7 +260,7 @@ def train_students(P: Params, data: Data) -> None:
                            if spec["coarse"] else [])
             stage = Stage(student_dir(P, run, seed),
                           fingerprint(data.fingerprint, run, seed, teachers_fp,
-                                      [P.to_dict()[k] for k in TRAIN_KEYS + TEACHING_KEYS]))
+                                      P.values(TRAIN_KEYS + TEACHING_KEYS)))
             if stage.done():
                 continue
             if spec["coarse"]:
