@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from .metrics import retrieval_metrics, video_to_text_metrics
-from .models.afa import masked_softmax
 from .models.student import CLIP4Clip
 from .models.teachers import Teacher, select
 from .scoring import encode_texts, encode_videos
@@ -69,4 +68,4 @@ def afa_weights(model: CLIP4Clip, frames: torch.Tensor, mask: torch.Tensor, devi
     model.eval().to(device)
     frames, mask = torch.as_tensor(frames).to(device), torch.as_tensor(mask).to(device)
     _, logits = model.encode_video(frames, mask)
-    return masked_softmax(logits, mask, model.afa.temperature).cpu().numpy()
+    return model.afa.aggregation_weights(logits, mask).cpu().numpy()

@@ -17,9 +17,9 @@ def clip():
     return load_clip("tclib-tiny", "")
 
 
-def hand_afa(temperature: float = 1.0) -> AFA:
+def hand_afa(temperature: float = 1.0, mask_padding: bool = False) -> AFA:
     """fc1 = identity, fc2 picks the first coordinate: logit(frame) = relu(frame)[0]."""
-    afa = AFA(2, temperature)
+    afa = AFA(2, temperature, mask_padding)
     with torch.no_grad():
         afa.fc1.weight.copy_(torch.eye(2))
         afa.fc1.bias.zero_()
@@ -46,8 +46,22 @@ def test_afa_temperature_sharpens_aggregation_only():
     assert afa.frame_weights(logits)[0].tolist() == pytest.approx([0.880797, 0.119203], abs=1e-6)
 
 
-def test_afa_mask_gives_padded_frames_zero_weight():
+def test_afa_weighs_padded_slots_as_the_reference_by_default():
+    # The reference's softmax runs over every slot: logits [2, 0, 5] -> weights e^[2, 0, 5] / sum
     afa = hand_afa(temperature=1.0)
+    frames = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    video, logits = afa(frames, mask)
+    total = math.e**2 + 1 + math.e**5
+    expected = [math.e**2 / total, 1 / total, math.e**5 / total]  # [0.04661, 0.00631, 0.94708]
+    assert afa.frame_weights(logits, mask)[0].tolist() == pytest.approx(expected, abs=1e-6)
+    # video = normalize(w0 [1, 0] + w1 [0, 1] + w2 [1, 0])
+    x, y = expected[0] + expected[2], expected[1]
+    assert video[0].tolist() == pytest.approx([x / math.hypot(x, y), y / math.hypot(x, y)], abs=1e-6)
+
+
+def test_afa_mask_padding_gives_padded_frames_zero_weight():
+    afa = hand_afa(temperature=1.0, mask_padding=True)
     frames = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 0.0]]])  # the third (logit 5) is padding
     mask = torch.tensor([[1, 1, 0]])
     video, logits = afa(frames, mask)
@@ -88,18 +102,24 @@ def test_tokenizer_layout():
     assert tokens[1, 0] == sot and tokens[1, 5] == eot  # truncated to 4 words, EOT kept last
 
 
-@pytest.mark.parametrize("temporal,afa", [("meanP", False), ("seqTransf", False), ("seqTransf", True)])
-def test_student_ignores_padded_frames(clip, temporal, afa):
+@pytest.mark.parametrize("temporal,afa,mask_padding", [("meanP", False, False), ("seqTransf", False, False),
+                                                      ("seqTransf", True, False), ("seqTransf", True, True)])
+def test_student_padded_frames(clip, temporal, afa, mask_padding):
+    """Padded slots enter as zeros in normalized space whatever the frame source holds there; mean
+    pooling (and AFA with mask_padding) then ignores them, AFA as the reference weighs them."""
     torch.manual_seed(1)
-    student = CLIP4Clip(clip, temporal=temporal, afa=afa, temporal_layers=2).eval()
+    student = CLIP4Clip(clip, temporal=temporal, afa=afa, temporal_layers=2, mask_padding=mask_padding).eval()
     frames = torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
     junk = torch.randint(0, 256, (2, 2, 3, 32, 32), dtype=torch.uint8)
+    black = torch.zeros(2, 2, 3, 32, 32, dtype=torch.uint8)
     mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0]])
     with torch.no_grad():
         short, _ = student.encode_video(frames, torch.ones(2, 4, dtype=torch.long))
         padded, afa_logits = student.encode_video(torch.cat([frames, junk], 1), mask)
+        padded_black, _ = student.encode_video(torch.cat([frames, black], 1), mask)
         out = student(Tokenizer(32)(["a red circle", "a blue square"]), frames, torch.ones(2, 4, dtype=torch.long))
-    assert torch.allclose(short, padded, atol=1e-5)
+    assert torch.equal(padded, padded_black)
+    assert torch.allclose(short, padded, atol=1e-5) == (not afa or mask_padding)
     assert out.logits.shape == (2, 2)
     assert (afa_logits is not None) == afa
     assert torch.allclose(padded.norm(dim=-1), torch.ones(2))

@@ -6,9 +6,11 @@ is computed once, offline:
     logits = fc2(relu(fc1(frames)))                         (B, F)
     video  = normalize(sum_f softmax(logits / tau)_f * normalize(frame_f))
 
-Padded frames (mask 0) get zero weight. The reference implementation applies its softmax to
-every frame slot, padding included; with MSR-VTT's >= 10-second videos and 12 frames no slot is
-padded, so the two agree on the paper's data sets.
+Padded frame slots: the reference applies both softmaxes to every slot, padding included (a
+padded slot is an all-zero image in normalized space, whose feature still gets a weight). That is
+the default here too (`mask_padding=False`), so a student trained with the reference code gives
+the same video vectors; `mask_padding=True` gives padded slots zero weight instead. With MSR-VTT
+(every video >= 10 s, 12 frames at 1 fps) no slot is padded and the two agree.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, temperature:
 class AFA(nn.Module):
     """Attentional frame-Feature Aggregation; see the module docstring."""
 
-    def __init__(self, dim: int, temperature: float = 0.1) -> None:
+    def __init__(self, dim: int, temperature: float = 0.1, mask_padding: bool = False) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, dim)
         self.fc2 = nn.Linear(dim, 1)
         self.temperature = temperature
+        self.mask_padding = mask_padding
 
     def forward(self, frame_features: torch.Tensor, mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,11 +50,15 @@ class AFA(nn.Module):
             raise ValueError(f"AFA mask shape {tuple(mask.shape)} does not match frames "
                              f"{tuple(frame_features.shape[:2])}")
         logits = self.fc2(F.relu(self.fc1(frame_features))).squeeze(-1)
-        weights = masked_softmax(logits, mask, self.temperature)
+        weights = self.aggregation_weights(logits, mask)
         frames = F.normalize(frame_features, dim=-1)
         video = F.normalize((weights.unsqueeze(-1) * frames).sum(dim=1), dim=-1)
         return video, logits
 
+    def aggregation_weights(self, logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The weights that aggregate the frames: softmax(logits / temperature)."""
+        return masked_softmax(logits, mask if self.mask_padding else None, self.temperature)
+
     def frame_weights(self, logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The weights that fine-grained teaching supervises: softmax(logits) at temperature 1."""
-        return masked_softmax(logits, mask, 1.0)
+        return masked_softmax(logits, mask if self.mask_padding else None, 1.0)

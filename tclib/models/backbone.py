@@ -15,10 +15,12 @@ from pathlib import Path
 import open_clip
 import torch
 from open_clip.model import CLIP
+from open_clip.transformer import QuickGELU
 from torch import nn
 
 from ..data.frames import normalize_frames
 from ..errors import CheckpointError, ParamsError
+from .checkpoint import describe_key_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +28,21 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 open_clip.add_model_config(CONFIG_DIR)
 
 
+# Keys of OpenAI's released CLIP files that are not weights (OpenAI's own loader drops them too).
+OPENAI_NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
 def load_clip(model_name: str, pretrained: str = "") -> CLIP:
     """Create an open_clip CLIP model in float32.
 
     `pretrained` is an open_clip pretrained tag (downloaded by open_clip), a path to a local
-    checkpoint file, or "" for random initialization.
+    checkpoint file (open_clip's, tclib's, or OpenAI's released TorchScript file), or "" for
+    random initialization.
+
+    The activation must be the one the weights were trained with: OpenAI's weights (the `openai`
+    tag, OpenAI's released files) use QuickGELU, which open_clip builds only for `*-quickgelu`
+    model names. A model name whose activation disagrees with its weights is an error: open_clip
+    itself would only warn, and every feature would drift.
     """
     if model_name not in open_clip.list_models():
         raise ParamsError(f"unknown clip_model {model_name!r}; open_clip knows {len(open_clip.list_models())} "
@@ -44,42 +56,84 @@ def load_clip(model_name: str, pretrained: str = "") -> CLIP:
             f"clip_pretrained {pretrained!r} is neither a file nor a pretrained tag of {model_name} "
             f"(tags: {open_clip.list_pretrained_tags_by_model(model_name)})"
         )
+    state, trained_with_quick_gelu = None, None
+    if is_file:
+        state, is_openai_release = read_clip_state(pretrained)
+        trained_with_quick_gelu = True if is_openai_release else None  # other files: the name decides
+    elif pretrained:
+        trained_with_quick_gelu = bool(open_clip.get_pretrained_cfg(model_name, pretrained).get("quick_gelu", False))
+    check_activation(model_name, pretrained, trained_with_quick_gelu)
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # open_clip warns on root that no weights were loaded
     try:
-        model = open_clip.create_model(model_name, pretrained=None)
+        model = open_clip.create_model(model_name, pretrained=None if is_file else (pretrained or None))
     finally:
         root.setLevel(level)
-    if is_file:
-        load_clip_state(model, pretrained)
-    elif pretrained:
-        model = open_clip.create_model(model_name, pretrained=pretrained)
     if not isinstance(model, CLIP):
         raise ParamsError(f"clip_model {model_name!r} is a {type(model).__name__}; tclib needs open_clip's CLIP "
                           "class (a ViT or ResNet image tower and the built-in text transformer)")
+    if state is not None:
+        load_clip_state(model, state, source=pretrained)
     return model.float()
 
 
-def load_clip_state(model: CLIP, path: str | Path) -> None:
-    """Load a local CLIP state dict (ours, open_clip's, or a TorchScript OpenAI file) into `model`."""
+def config_uses_quick_gelu(model_name: str) -> bool:
+    """Whether open_clip builds `model_name` with QuickGELU (its config's `quick_gelu` flag)."""
+    return bool((open_clip.get_model_config(model_name) or {}).get("quick_gelu", False))
+
+
+def check_activation(model_name: str, pretrained: str, trained_with_quick_gelu: bool | None) -> None:
+    """Raise ParamsError when the weights' activation (None: unknown) differs from the model name's."""
+    if trained_with_quick_gelu is None or trained_with_quick_gelu == config_uses_quick_gelu(model_name):
+        return
+    if trained_with_quick_gelu:
+        hint = (f"; use clip_model: {model_name}-quickgelu" if f"{model_name}-quickgelu" in open_clip.list_models()
+                else "; use a *-quickgelu model name")
+        raise ParamsError(f"clip_pretrained {pretrained!r} holds weights trained with QuickGELU (OpenAI's), but "
+                          f"clip_model {model_name!r} is built with GELU{hint}")
+    raise ParamsError(f"clip_pretrained {pretrained!r} holds weights trained with GELU, but clip_model "
+                      f"{model_name!r} is built with QuickGELU; use the model name without -quickgelu")
+
+
+def uses_quick_gelu(model: nn.Module) -> bool:
+    """True when every MLP activation in `model` is QuickGELU (and it has at least one)."""
+    activations = [m.mlp.gelu for m in model.modules() if hasattr(m, "mlp") and hasattr(m.mlp, "gelu")]
+    return bool(activations) and all(isinstance(a, QuickGELU) for a in activations)
+
+
+def read_clip_state(path: str | Path) -> tuple[dict[str, torch.Tensor], bool]:
+    """A local CLIP checkpoint's state dict, and whether it is OpenAI's released TorchScript file.
+
+    Accepts a plain state dict, a training checkpoint ({"state_dict": ...}), and OpenAI's TorchScript
+    archives (whose non-weight entries input_resolution, context_length and vocab_size are dropped).
+    """
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state, is_openai_release = torch.load(path, map_location="cpu", weights_only=True), False
     except Exception:
         try:  # OpenAI's released files are TorchScript archives
-            state = torch.jit.load(path, map_location="cpu").state_dict()
+            state, is_openai_release = torch.jit.load(path, map_location="cpu").state_dict(), True
         except Exception as err:
             raise CheckpointError(f"{path}: cannot be read as a CLIP checkpoint: {err}") from err
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: keys do not fit this CLIP model: missing {sorted(missing)[:5]}"
-            f"{' ...' if len(missing) > 5 else ''}, unexpected {sorted(unexpected)[:5]}"
-            f"{' ...' if len(unexpected) > 5 else ''}"
-        )
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{path}: not a CLIP state dict (a mapping of parameter names to tensors)")
+    state = {k.removeprefix("module."): v for k, v in state.items() if k not in OPENAI_NON_WEIGHT_KEYS}
+    return state, is_openai_release
+
+
+def load_clip_state(model: CLIP, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Load a CLIP state dict into `model`, strictly: any key or shape that differs is an error naming `source`."""
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    wrong = [f"{k} {tuple(state[k].shape)} (model {tuple(ours[k].shape)})"
+             for k in sorted(set(ours) & set(state)) if ours[k].shape != state[k].shape]
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"{source}: does not fit clip_model {type(model).__name__}: "
+                              + describe_key_mismatch(missing, unexpected, wrong))
+    model.load_state_dict(state)
 
 
 class Tokenizer:
@@ -121,11 +175,17 @@ def encode_text_tokens(clip: CLIP, tokens: torch.Tensor) -> tuple[torch.Tensor, 
     return sentence, words
 
 
-def encode_frames(clip: CLIP, frames: torch.Tensor) -> torch.Tensor:
-    """Frames (B, F, 3, H, W), uint8 or normalized float -> per-frame CLIP features (B, F, D)."""
+def encode_frames(clip: CLIP, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Frames (B, F, 3, H, W), uint8 or normalized float, and mask (B, F) -> per-frame CLIP features (B, F, D).
+
+    Padded slots (mask 0) are all-zero images in normalized space, as the reference loaders pad them
+    (a black uint8 frame would normalize to -mean/std instead), so they still pass through the image
+    tower and give the same features as in the reference.
+    """
     batch, num_frames = frames.shape[:2]
     images = frames.flatten(0, 1)
-    images = normalize_frames(images) if images.dtype == torch.uint8 else images
+    images = normalize_frames(images) if images.dtype == torch.uint8 else images.float()
+    images = images * mask.flatten().to(images.dtype).view(-1, 1, 1, 1)
     return clip.encode_image(images).view(batch, num_frames, -1)
 
 

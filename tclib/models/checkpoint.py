@@ -35,23 +35,34 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
     """Load a state dict (or a training checkpoint's "model" entry) into `model`, strictly.
 
-    Returns the whole checkpoint. Missing or unexpected keys raise CheckpointError naming the file.
+    A model with `adapt_state_dict` (a teacher or student that reads the reference code's files)
+    renames the keys first and drops, by name, the keys the reference itself ignores. Returns the
+    whole checkpoint. Missing or unexpected keys and wrong shapes raise CheckpointError naming the
+    file, the keys and both shapes; nothing is loaded then.
     """
     checkpoint = read_checkpoint(path)
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    if hasattr(model, "adapt_state_dict"):  # a teacher's released checkpoint may use other key names
+    if hasattr(model, "adapt_state_dict"):  # a released checkpoint may use other key names
         state = model.adapt_state_dict(state)
     ours = model.state_dict()
     missing = sorted(set(ours) - set(state))
     unexpected = sorted(set(state) - set(ours))
-    wrong_shape = sorted(k for k in set(ours) & set(state) if ours[k].shape != state[k].shape)
+    wrong_shape = [f"{k} {tuple(state[k].shape)} (model {tuple(ours[k].shape)})"
+                   for k in sorted(set(ours) & set(state)) if ours[k].shape != state[k].shape]
     if missing or unexpected or wrong_shape:
-        parts = []
-        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                            ("keys with wrong shapes", wrong_shape)):
-            if keys:
-                parts.append(f"{label} {keys[:5]}{' ...' if len(keys) > 5 else ''} ({len(keys)} in all)")
-        raise CheckpointError(f"{path}: does not fit {type(model).__name__}: " + "; ".join(parts))
+        raise CheckpointError(f"{path}: does not fit {type(model).__name__}: "
+                              + describe_key_mismatch(missing, unexpected, wrong_shape))
     model.load_state_dict(state)
     return checkpoint
+
+
+def describe_key_mismatch(missing: list[str], unexpected: list[str], wrong_shape: list[str]) -> str:
+    """'missing keys [...] (N in all); unexpected keys [...]; wrong shapes [...]' (the first five of each)."""
+    parts = []
+    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong_shape)):
+        if keys:
+            parts.append(f"{label} {keys[:5]}{' ...' if len(keys) > 5 else ''} ({len(keys)} in all)")
+    return "; ".join(parts)

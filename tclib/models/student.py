@@ -7,6 +7,10 @@ Temporal heads, as CLIP4Clip has them:
   added back to the input features (residual).
 Aggregation: masked mean of the L2-normalized frame features (CLIP4Clip), or AFA (TeachCLIP).
 The video is one vector; similarity = CLIP's logit scale x cosine.
+
+Checkpoints written by the reference code (TeachCLIP's or CLIP4Clip's `pytorch_model.bin.N`) load
+as they are: `adapt_state_dict` maps their names (`frame_position_embeddings.*`,
+`transformerClip.*`, `frameLinear.*`, `frameLinear2.*`; `clip.*` already has open_clip's names).
 """
 
 from __future__ import annotations
@@ -80,18 +84,44 @@ class RetrievalOutput:
     afa_logits: torch.Tensor | None = None
 
 
+# The reference code's names of the student's own layers -> ours.
+REFERENCE_PREFIXES = {"frame_position_embeddings.": "temporal.frame_position_embeddings.",
+                      "transformerClip.": "temporal.transformer.",
+                      "frameLinear.": "afa.fc1.", "frameLinear2.": "afa.fc2."}
+
+
+def rename_prefixes(state: dict[str, torch.Tensor], prefixes: dict[str, str]) -> dict[str, torch.Tensor]:
+    """Keys starting with a key of `prefixes` get its value as prefix instead; the rest are kept."""
+    renamed = {}
+    for key, value in state.items():
+        old = next((p for p in prefixes if key.startswith(p)), None)
+        renamed[prefixes[old] + key[len(old):] if old else key] = value
+    return renamed
+
+
 class CLIP4Clip(nn.Module):
-    """The student. `afa=True` makes it TeachCLIP's student; `afa=False` is plain CLIP4Clip."""
+    """The student. `afa=True` makes it TeachCLIP's student; `afa=False` is plain CLIP4Clip.
+
+    `mask_padding`: whether AFA gives padded frame slots zero weight (see `tclib.models.afa`).
+    """
 
     def __init__(self, clip: CLIP, temporal: str = "seqTransf", afa: bool = False,
-                 temporal_layers: int = 4, afa_temperature: float = 0.1) -> None:
+                 temporal_layers: int = 4, afa_temperature: float = 0.1, mask_padding: bool = False) -> None:
         super().__init__()
         if temporal not in TEMPORAL_HEADS:
             raise ValueError(f"temporal head must be one of {TEMPORAL_HEADS}, got {temporal!r}")
         self.clip = clip
         self.temporal_name = temporal
         self.temporal = TemporalTransformer(clip, temporal_layers) if temporal == "seqTransf" else None
-        self.afa = AFA(clip_width(clip), afa_temperature) if afa else None
+        self.afa = AFA(clip_width(clip), afa_temperature, mask_padding) if afa else None
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Reference names -> ours. TeachCLIP's training code builds AFA's layers (`frameLinear*`) in
+        every student; a student without AFA ignores them, as the reference's meanP/mean-pooling path does."""
+        renamed = rename_prefixes(state, REFERENCE_PREFIXES)
+        if self.afa is None:
+            renamed = {k: v for k, v in renamed.items() if not k.startswith("afa.")}
+        return renamed
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -104,7 +134,7 @@ class CLIP4Clip(nn.Module):
 
     def frame_features(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Frames (B, F, 3, H, W) -> temporally mixed frame features (B, F, D)."""
-        features = encode_frames(self.clip, frames)
+        features = encode_frames(self.clip, frames, mask)
         return self.temporal(features, mask) if self.temporal is not None else features
 
     def encode_video(self, frames: torch.Tensor, mask: torch.Tensor

@@ -11,11 +11,17 @@ from .xclip import XCLIP
 TEACHERS: dict[str, type[Teacher]] = {XCLIP.name: XCLIP}
 
 
-def build_teacher(name: str, clip: CLIP, max_words: int, max_frames: int, temporal_layers: int = 4) -> Teacher:
-    """A fresh teacher of the registered class `name` on the given backbone."""
+def build_teacher(name: str, clip: CLIP, max_words: int, max_frames: int, temporal_layers: int = 4,
+                  mask_padding: bool = False) -> Teacher:
+    """A fresh teacher of the registered class `name` on the given backbone.
+
+    Every teacher class takes these keyword arguments (and may ignore those it has no use for):
+    max_words, max_frames, temporal_layers (its seqTransf depth) and mask_padding (whether padded
+    frame slots get zero weight where the reference gives them some)."""
     if name not in TEACHERS:
         raise ParamsError(f"unknown teacher {name!r}; known teachers: {sorted(TEACHERS)}")
-    return TEACHERS[name](clip, max_words=max_words, max_frames=max_frames, temporal_layers=temporal_layers)
+    return TEACHERS[name](clip, max_words=max_words, max_frames=max_frames, temporal_layers=temporal_layers,
+                          mask_padding=mask_padding)
 
 
 __all__ = ["Features", "Teacher", "TEACHERS", "XCLIP", "build_teacher", "select"]

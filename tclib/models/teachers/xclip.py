@@ -14,7 +14,8 @@ All square matrices start as identities. As in the reference, word positions are
 (padding included, so W_word is max_words x max_words).
 
 Frame-text relevance (what TeachCLIP's fine-grained teaching uses): softmax over frames of the
-sentence-frame cosine, at temperature 1. Unlike the reference, padded frames get zero weight.
+sentence-frame cosine, at temperature 1, over every frame slot as in the reference (padded slots
+included; `mask_padding=True` gives them zero weight instead).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 
 from ..afa import masked_softmax
 from ..backbone import clip_width, encode_frames, encode_text_tokens
-from ..student import TemporalTransformer, masked_mean_pool
+from ..student import TemporalTransformer, masked_mean_pool, rename_prefixes
 from .base import Features, Teacher
 
 ATTENTION_TEMPERATURE = 1e-2
@@ -48,10 +49,12 @@ def _attend(scores: torch.Tensor, dim: int, mixing: torch.Tensor) -> torch.Tenso
 class XCLIP(Teacher):
     name: ClassVar[str] = "xclip"
 
-    def __init__(self, clip: CLIP, max_words: int, max_frames: int, temporal_layers: int = 4) -> None:
+    def __init__(self, clip: CLIP, max_words: int, max_frames: int, temporal_layers: int = 4,
+                 mask_padding: bool = False) -> None:
         super().__init__()
         dim = clip_width(clip)
         self.clip = clip
+        self.mask_padding = mask_padding
         self.temporal = TemporalTransformer(clip, temporal_layers)
         self.global_mat_weight = nn.Parameter(torch.eye(dim))
         self.word_logit_weight = nn.Parameter(torch.eye(max_words))
@@ -63,21 +66,14 @@ class XCLIP(Teacher):
         self.word_mat_weight2 = nn.Parameter(torch.eye(max_words))
 
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        renamed = {}
-        for key, value in state.items():
-            for old, new in REFERENCE_PREFIXES.items():
-                if key.startswith(old):
-                    key = new + key[len(old):]
-                    break
-            renamed[key] = value
-        return renamed
+        return rename_prefixes(state, REFERENCE_PREFIXES)
 
     def encode_text(self, tokens: torch.Tensor) -> Features:
         sentence, words = encode_text_tokens(self.clip, tokens)
         return {"sentence": F.normalize(sentence, dim=-1), "words": F.normalize(words, dim=-1)}
 
     def encode_video(self, frames: torch.Tensor, mask: torch.Tensor) -> Features:
-        raw = encode_frames(self.clip, frames)
+        raw = encode_frames(self.clip, frames, mask)
         video = masked_mean_pool(self.temporal(raw, mask), mask)
         return {"video": video, "frames": F.normalize(raw, dim=-1), "mask": mask}
 
@@ -100,4 +96,4 @@ class XCLIP(Teacher):
 
     def relevance(self, text: Features, video: Features) -> torch.Tensor:
         cosine = torch.einsum("bd,bfd->bf", text["sentence"], video["frames"])
-        return masked_softmax(cosine, video["mask"])
+        return masked_softmax(cosine, video["mask"] if self.mask_padding else None)
