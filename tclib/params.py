@@ -18,6 +18,7 @@ import yaml
 from .errors import ParamsError
 
 TEACHCLIP_RUNS = ("clip4clip-meanP", "clip4clip-seqTransf", "teachclip-coarse", "teachclip")
+TEACHER_MODES = ("cached", "online")
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Params:
     decode_workers: int = 4
 
     # --- backbone ------------------------------------------------------------------------------
-    clip_model: str = "ViT-B-32"  # any open_clip model name, or "tclib-tiny"
+    clip_model: str = "ViT-B-32-quickgelu"  # any open_clip model name, or "tclib-tiny"; OpenAI weights need -quickgelu
     clip_pretrained: str = "openai"  # open_clip pretrained tag, a local checkpoint file, or ""
     pretrain_steps: int = 0  # >0: pretrain the backbone on synthetic image-caption pairs (demo)
     pretrain_batch_size: int = 128
@@ -59,11 +60,14 @@ class Params:
     # --- student -------------------------------------------------------------------------------
     temporal_layers: int = 4  # seqTransf depth (reference cross_num_hidden_layers)
     afa_temperature: float = 0.1
-    runs: list = field(default_factory=lambda: list(TEACHCLIP_RUNS))  # student variants to train
+    mask_padded_frames: bool = False  # false: padded frame slots share the softmaxes as in the reference
+    runs: list = field(default_factory=lambda: list(TEACHCLIP_RUNS))  # student variants; "teachclip:xclip+ts2net"
+    student_checkpoints: dict = field(default_factory=dict)  # run -> file: evaluate that student, don't train it
 
     # --- teachers ------------------------------------------------------------------------------
-    teachers: list = field(default_factory=lambda: ["xclip"])
+    teachers: list = field(default_factory=lambda: ["xclip", "ts2net"])  # prepared, evaluated, and teaching
     teacher_checkpoints: dict = field(default_factory=dict)  # teacher name -> file; {} trains them
+    teacher_mode: str = "cached"  # cached: teacher features computed once; online: teachers run on every batch
     teacher_epochs: int = 5
     teacher_lr: float = 1e-4
 
@@ -170,9 +174,29 @@ def check_values(params: Params, source: str) -> None:
     for key in ("max_words", "max_frames", "batch_size", "eval_batch_size", "framerate"):
         if getattr(params, key) <= 0:
             raise bad(key, "must be positive")
-    unknown_runs = [r for r in params.runs if r not in TEACHCLIP_RUNS]
-    if unknown_runs:
-        raise bad("runs", f"may only name {TEACHCLIP_RUNS}")
+    from .models.teachers import TEACHERS
+
+    unknown_teachers = [t for t in params.teachers if t not in TEACHERS]
+    if unknown_teachers or len(set(params.teachers)) != len(params.teachers):
+        raise bad("teachers", f"must name distinct teachers of {sorted(TEACHERS)}")
+    for run in params.runs:
+        base, _, taught_by = run.partition(":")
+        if base not in TEACHCLIP_RUNS:
+            raise bad("runs", f"may only name {TEACHCLIP_RUNS}, a TeachCLIP run optionally followed by "
+                              f"':teacher+teacher' (e.g. teachclip:xclip+ts2net)")
+        if taught_by and (not base.startswith("teachclip")
+                          or any(t not in params.teachers for t in taught_by.split("+"))):
+            raise bad("runs", f"{run!r}: only teachclip runs take ':teachers', each one of teachers {params.teachers}")
+    if len(set(params.runs)) != len(params.runs):
+        raise bad("runs", "must not name a run twice")
+    unknown = sorted(set(params.student_checkpoints) - set(params.runs))
+    if unknown:
+        raise bad("student_checkpoints", f"names runs {unknown} that are not in runs {params.runs}")
+    unknown = sorted(set(params.teacher_checkpoints) - set(params.teachers))
+    if unknown:
+        raise bad("teacher_checkpoints", f"names teachers {unknown} that are not in teachers {params.teachers}")
+    if params.teacher_mode not in TEACHER_MODES:
+        raise bad("teacher_mode", f"must be one of {TEACHER_MODES}")
     if not params.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in params.seeds):
         raise bad("seeds", "must be a non-empty list of integers")
     unknown_weights = set(params.loss_weights) - {"contrastive", "coarse", "fine"}

@@ -31,7 +31,8 @@ from .models import CLIP4Clip, Teacher, Tokenizer, build_teacher, load_checkpoin
 from .models.checkpoint import save_checkpoint
 from .params import Params
 from .plots import attention_figure, pearson
-from .scoring import TeacherScores, encode_teacher_features, load_teacher_features, save_teacher_features
+from .scoring import (CachedTeacherScores, OnlineTeacherScores, cache_size, file_sha256, read_teacher_features,
+                      strings_sha256, write_teacher_features)
 from .stages import Stage, fingerprint, read_record
 from .teaching import ContrastiveObjective, TeachingObjective
 from .train import TrainConfig, resolve_device, seed_everything, train
@@ -46,17 +47,39 @@ RUNS = {
                              fine=False),
     "teachclip": dict(label="TeachCLIP (coarse + fine)", temporal="seqTransf", afa=True, coarse=True, fine=True),
 }
-TEACHER_LABELS = {"xclip": "X-CLIP (teacher)"}
+TEACHER_NAMES = {"xclip": "X-CLIP", "ts2net": "TS2-Net", "xpool": "X-Pool"}
+TEACHER_LABELS = {name: f"{label} (teacher)" for name, label in TEACHER_NAMES.items()}
 
 DATA_KEYS = ["dataset", "data_root", "videos_dir", "train_split", "test_split", "data_options", "synthetic",
              "synthetic_train_videos", "synthetic_test_videos", "synthetic_frame_size", "synthetic_seed",
              "max_words", "max_frames", "framerate", "slice_framepos", "clip_model"]
 BACKBONE_KEYS = ["clip_model", "clip_pretrained", "pretrain_steps", "pretrain_batch_size", "pretrain_lr"]
 TRAIN_KEYS = ["epochs", "batch_size", "lr", "clip_lr_scale", "afa_lr_scale", "weight_decay", "warmup_proportion",
-              "grad_clip", "beta", "temporal_layers", "afa_temperature"]
-TEACHING_KEYS = ["coarse_method", "fine_method", "loss_weights"]
-TEACHER_FEATURES_FORMAT = "training videos only"  # part of the teacher stage's fingerprint
-TEACHER_KEYS = ["teachers", "teacher_checkpoints", "teacher_epochs", "teacher_lr"]
+              "grad_clip", "beta", "temporal_layers", "afa_temperature", "mask_padded_frames"]
+TEACHING_KEYS = ["coarse_method", "fine_method", "loss_weights", "teacher_mode"]
+# What the models compute beyond the params (padded slots zero in normalized space, frame positions
+# sized by the context length): part of every model stage's fingerprint, so older outputs rerun.
+MODEL_FORMAT = 2
+TEACHER_FEATURES_FORMAT = "float16 memmap, training videos only"
+TEACHER_KEYS = ["teacher_epochs", "teacher_lr"]
+
+
+def run_spec(run: str) -> dict:
+    """A run's spec from RUNS, with `teachers`: those named after ':' (teachclip:xclip+ts2net), else None
+    (every teacher of the params), and its `label`, naming the teachers when they are given."""
+    base, _, taught_by = run.partition(":")
+    spec = dict(RUNS[base])
+    spec["teachers"] = taught_by.split("+") if taught_by else None
+    if taught_by:
+        names = " + ".join(TEACHER_NAMES.get(t, t) for t in spec["teachers"])
+        spec["label"] = f"TeachCLIP ({names})" if spec["fine"] else f"TeachCLIP coarse only ({names})"
+    return spec
+
+
+def run_teachers(P: Params, run: str) -> list[str]:
+    """The teachers that teach `run` (none for the CLIP4Clip baselines)."""
+    spec = run_spec(run)
+    return (spec["teachers"] or list(P.teachers)) if spec["coarse"] else []
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -196,12 +219,19 @@ def teacher_dir(P: Params, name: str, seed: int) -> Path:
 
 def new_teacher(P: Params, data: Data, name: str) -> Teacher:
     return build_teacher(name, load_clip(P.clip_model, data.clip_pretrained), P.max_words, P.max_frames,
-                         P.temporal_layers)
+                         P.temporal_layers, mask_padding=P.mask_padded_frames)
+
+
+def teacher_fingerprint(P: Params, data: Data, name: str, seed: int) -> str:
+    checkpoint = P.teacher_checkpoints.get(name, "")
+    source = (str(Path(checkpoint).resolve()), P.values(["temporal_layers", "mask_padded_frames"])) if checkpoint \
+        else P.values(TRAIN_KEYS + TEACHER_KEYS)
+    return fingerprint(data.fingerprint, seed, name, MODEL_FORMAT, source)
 
 
 def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
-    """For each teacher and seed: load its checkpoint (teacher_checkpoints) or train it, then cache
-    its features on the training set. Returns {(name, seed): directory}."""
+    """For each teacher and seed: load its checkpoint (teacher_checkpoints) or train it, then (with
+    teacher_mode: cached) cache its features on the training set. Returns {(name, seed): directory}."""
     device = resolve_device(P.device)
     dataset = train_dataset(P, data)
     out = {}
@@ -209,25 +239,48 @@ def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
         for seed in P.seeds:
             directory = teacher_dir(P, name, seed)
             checkpoint = P.teacher_checkpoints.get(name, "")
-            stage = Stage(directory, fingerprint(data.fingerprint, seed, name, checkpoint, TEACHER_FEATURES_FORMAT,
-                                                 P.values(TRAIN_KEYS + TEACHER_KEYS)))
+            stage = Stage(directory, teacher_fingerprint(P, data, name, seed))
             out[(name, seed)] = directory
-            if stage.done():
-                continue
-            seed_everything(seed)
-            teacher = new_teacher(P, data, name)
-            if checkpoint:
-                load_checkpoint(teacher, checkpoint)
-                save_checkpoint(teacher.state_dict(), directory / "run" / "model.pt")
-            else:
-                config = _train_config(P, seed, P.teacher_epochs, P.teacher_lr)
-                teacher = train(teacher, dataset, ContrastiveObjective(P.beta), config, directory / "run",
-                                desc=f"{name} seed {seed}")
-            features = encode_teacher_features(teacher, dataset.tokens, data.cache.frames, data.cache.mask,
-                                               sorted(set(dataset.video_index)), P.eval_batch_size, device)
-            save_teacher_features(directory / "features.pt", features)
-            stage.finish(checkpoint=checkpoint or "trained here")
+            teacher = None
+            if not stage.done():
+                seed_everything(seed)
+                teacher = new_teacher(P, data, name)
+                if checkpoint:
+                    load_checkpoint(teacher, checkpoint)
+                    save_checkpoint(teacher.state_dict(), directory / "run" / "model.pt")
+                else:
+                    config = _train_config(P, seed, P.teacher_epochs, P.teacher_lr)
+                    teacher = train(teacher, dataset, ContrastiveObjective(P.beta), config, directory / "run",
+                                    desc=f"{name} seed {seed}")
+                stage.finish(checkpoint=checkpoint or "trained here")
+            if P.teacher_mode == "cached":
+                cache_teacher_features(P, data, name, seed, dataset, teacher, device)
     return out
+
+
+def teacher_cache_manifest(P: Params, data: Data, name: str, seed: int, dataset: PairDataset) -> dict:
+    """What a teacher feature cache must have been computed from, field by field."""
+    return {"teacher": name, "checkpoint_sha256": file_sha256(teacher_dir(P, name, seed) / "run" / "model.pt"),
+            "clip_model": P.clip_model, "clip_pretrained": data.clip_pretrained,
+            "sampling": {"max_frames": P.max_frames, "framerate": P.framerate, "slice_framepos": P.slice_framepos,
+                         "image_size": image_size_of(P.clip_model)},
+            "max_words": P.max_words, "mask_padded_frames": P.mask_padded_frames, "dataset": P.dataset,
+            "split": P.train_split, "captions_sha256": strings_sha256(dataset.captions),
+            "videos_sha256": strings_sha256(dataset.video_ids), "format": TEACHER_FEATURES_FORMAT}
+
+
+def cache_teacher_features(P: Params, data: Data, name: str, seed: int, dataset: PairDataset,
+                           teacher: Teacher | None, device: torch.device) -> Path:
+    """The teacher's feature cache of the training set (`features/`), written unless it is there already."""
+    directory = teacher_dir(P, name, seed) / "features"
+    manifest = teacher_cache_manifest(P, data, name, seed, dataset)
+    if (directory / "manifest.json").is_file():
+        read_teacher_features(directory, manifest)  # refuses a cache made for anything else
+        return directory
+    teacher = teacher or load_teacher(P, data, name, seed)
+    write_teacher_features(directory, teacher, dataset.tokens, data.cache.frames, data.cache.mask,
+                           sorted(set(dataset.video_index)), P.eval_batch_size, device, manifest)
+    return directory
 
 
 def load_teacher(P: Params, data: Data, name: str, seed: int) -> Teacher:
@@ -244,30 +297,49 @@ def student_dir(P: Params, run: str, seed: int) -> Path:
 
 
 def new_student(P: Params, data: Data, run: str) -> CLIP4Clip:
-    spec = RUNS[run]
+    spec = run_spec(run)
     return CLIP4Clip(load_clip(P.clip_model, data.clip_pretrained), temporal=spec["temporal"], afa=spec["afa"],
-                     temporal_layers=P.temporal_layers, afa_temperature=P.afa_temperature)
+                     temporal_layers=P.temporal_layers, afa_temperature=P.afa_temperature,
+                     mask_padding=P.mask_padded_frames)
+
+
+def student_seeds(P: Params, run: str) -> list[int | None]:
+    """The seeds a run has: one model (seed None) when it comes from student_checkpoints."""
+    return [None] if run in P.student_checkpoints else list(P.seeds)
+
+
+def teacher_scores(P: Params, data: Data, names: list[str], seed: int, device: torch.device):
+    """The scorer of a TeachCLIP run: cached features or the teachers' forward on every batch."""
+    teachers = [load_teacher(P, data, t, seed).to(device) for t in names]
+    if P.teacher_mode == "online":
+        return OnlineTeacherScores(teachers)
+    dataset = train_dataset(P, data)
+    features = [read_teacher_features(teacher_dir(P, t, seed) / "features",
+                                      teacher_cache_manifest(P, data, t, seed, dataset)) for t in names]
+    return CachedTeacherScores(teachers, features)
 
 
 def train_students(P: Params, data: Data) -> None:
-    """Train every run of P.runs for every seed (teachers must be prepared first)."""
+    """Train every run of P.runs for every seed (teachers must be prepared first); runs given in
+    student_checkpoints are not trained: their file is evaluated instead."""
     device = resolve_device(P.device)
     dataset = train_dataset(P, data)
     for run in P.runs:
-        spec = RUNS[run]
+        if run in P.student_checkpoints:
+            log.info("%s: evaluated from %s, not trained", run, P.student_checkpoints[run])
+            continue
+        spec, names = run_spec(run), run_teachers(P, run)
         for seed in P.seeds:
-            teachers_fp = ([read_record(teacher_dir(P, t, seed)).get("fingerprint") for t in P.teachers]
-                           if spec["coarse"] else [])
+            teachers_fp = [read_record(teacher_dir(P, t, seed)).get("fingerprint") for t in names]
             stage = Stage(student_dir(P, run, seed),
-                          fingerprint(data.fingerprint, run, seed, teachers_fp,
+                          fingerprint(data.fingerprint, run, seed, teachers_fp, MODEL_FORMAT,
                                       P.values(TRAIN_KEYS + TEACHING_KEYS)))
             if stage.done():
                 continue
-            if spec["coarse"]:
-                teachers = [load_teacher(P, data, t, seed).to(device) for t in P.teachers]
-                features = [load_teacher_features(teacher_dir(P, t, seed) / "features.pt") for t in P.teachers]
-                objective = TeachingObjective(TeacherScores(teachers, features), P.coarse_method, P.fine_method,
-                                              use_fine=spec["fine"], weights=P.loss_weights, beta=P.beta)
+            if names:
+                objective = TeachingObjective(teacher_scores(P, data, names, seed, device), P.coarse_method,
+                                              P.fine_method, use_fine=spec["fine"], weights=P.loss_weights,
+                                              beta=P.beta)
             else:
                 objective = ContrastiveObjective(P.beta)
             seed_everything(seed)
@@ -277,9 +349,11 @@ def train_students(P: Params, data: Data) -> None:
             stage.finish()
 
 
-def load_student(P: Params, data: Data, run: str, seed: int) -> CLIP4Clip:
+def load_student(P: Params, data: Data, run: str, seed: int | None) -> CLIP4Clip:
+    """A trained student, or the file student_checkpoints gives for `run` (reference key names accepted)."""
     student = new_student(P, data, run)
-    load_checkpoint(student, student_dir(P, run, seed) / "run" / "model.pt")
+    path = P.student_checkpoints.get(run) or student_dir(P, run, seed) / "run" / "model.pt"
+    load_checkpoint(student, path)
     return student.eval()
 
 
@@ -295,17 +369,18 @@ def evaluate_all(P: Params, data: Data) -> pd.DataFrame:
     test = test_set(P, data)
     rows = []
     for run in P.runs:
-        for seed in P.seeds:
+        for seed in student_seeds(P, run):
             metrics = evaluate(load_student(P, data, run, seed), test, P.eval_batch_size, device)
-            rows.append({"model": RUNS[run]["label"], "run": run, "seed": seed, **metrics})
+            rows.append({"model": run_spec(run)["label"], "run": run, "seed": seed, **metrics})
     for name in P.teachers:
         for seed in P.seeds:
             metrics = evaluate(load_teacher(P, data, name, seed), test, P.eval_batch_size, device)
             rows.append({"model": TEACHER_LABELS.get(name, name), "run": name, "seed": seed, **metrics})
     metrics = pd.DataFrame(rows)
-    order = [RUNS[r]["label"] for r in RUNS if r in P.runs]
-    teachers_first = [TEACHER_LABELS.get(t, t) for t in P.teachers]
-    metrics["model"] = pd.Categorical(metrics["model"], order[:2] + teachers_first + order[2:], ordered=True)
+    baselines = [run_spec(r)["label"] for r in P.runs if not run_spec(r)["coarse"]]
+    students = [run_spec(r)["label"] for r in P.runs if run_spec(r)["coarse"]]
+    teachers = [TEACHER_LABELS.get(t, t) for t in P.teachers]
+    metrics["model"] = pd.Categorical(metrics["model"], baselines + teachers + students, ordered=True)
     metrics = metrics.sort_values(["model", "seed"]).reset_index(drop=True)
     metrics.to_csv(P.exp_dir / "metrics.csv", index=False)
     table = summary_table(metrics)
@@ -385,10 +460,10 @@ def attention_report(P: Params, data: Data) -> pd.DataFrame:
     frames = torch.as_tensor(test.frames[test.caption_video])
     mask = torch.as_tensor(test.mask[test.caption_video])
     weights: dict[tuple[str, int], np.ndarray] = {}
-    for run in [r for r in P.runs if RUNS[r]["afa"]]:
-        for seed in P.seeds:
-            weights[(RUNS[run]["label"] + " AFA", seed)] = afa_weights(load_student(P, data, run, seed), frames, mask,
-                                                                       device)
+    for run in [r for r in P.runs if run_spec(r)["afa"]]:
+        for seed in student_seeds(P, run):
+            weights[(run_spec(run)["label"] + " AFA", seed)] = afa_weights(load_student(P, data, run, seed), frames,
+                                                                           mask, device)
     for name in P.teachers:
         for seed in P.seeds:
             teacher = load_teacher(P, data, name, seed).to(device)
@@ -412,7 +487,7 @@ def attention_report(P: Params, data: Data) -> pd.DataFrame:
     first_seed = P.seeds[0]
     panels = []
     for i in range(min(P.plot_videos, len(keys))):
-        rows_i = {label: w[i] for (label, seed), w in weights.items() if seed == first_seed}
+        rows_i = {label: w[i] for (label, seed), w in weights.items() if seed in (first_seed, None)}
         if truth:
             rows_i["ground truth"] = truth[keys[i]]
         panels.append({"frames": test.frames[test.caption_video[i]], "mask": mask[i].numpy(),
@@ -453,14 +528,20 @@ def show_sample_video(P: Params, data: Data, index: int = 0) -> None:
 
 
 def teacher_summary(P: Params, teachers: dict[tuple[str, int], Path]) -> pd.DataFrame:
+    """One row per teacher and seed: where it came from and, when cached, its feature cache's size."""
     rows = []
     for (name, seed), directory in teachers.items():
-        features = load_teacher_features(directory / "features.pt")
-        text, video = features.text, features.video
-        rows.append({"teacher": name, "seed": seed, "source": read_record(directory).get("info", {}).get("checkpoint", ""),
-                     "captions cached": len(next(iter(text.values()))),
-                     "videos cached": len(next(iter(video.values()))),
-                     "features": ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in {**text, **video}.items())})
+        row = {"teacher": name, "seed": seed,
+               "source": read_record(directory).get("info", {}).get("checkpoint", "")}
+        if (directory / "features" / "manifest.json").is_file():
+            features = read_teacher_features(directory / "features")
+            size = cache_size(features)
+            row.update({"captions cached": len(next(iter(features.text.values()))),
+                        "videos cached": len(features.video_rows),
+                        "features": ", ".join(f"{k} {tuple(v.shape[1:])}"
+                                              for k, v in {**features.text, **features.video}.items()),
+                        "cache MB": round(size["bytes"] / 2**20, 1)})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -1,33 +1,46 @@
-"""Teacher scoring: encode a training set with a teacher once, then score any batch from the cache.
+"""Teacher scoring: a teacher's in-batch logits and frame relevance, from a feature cache or online.
 
-A teacher's features depend on one text or one video at a time, so the expensive towers run once
-per caption and per video (`encode_teacher_features`), and a training batch's logits and frame
-relevance come from the cached features (`TeacherScores`), which costs a few small matrix products.
+A teacher's features depend on one text or one video at a time, so the expensive towers can run
+once per caption and per video of the training set (`write_teacher_features`), and a training
+batch's logits and relevance then come from the cached features (`CachedTeacherScores`): a few
+small matrix products instead of the teachers' towers in every step. `OnlineTeacherScores` runs the
+teachers' full forward on every batch instead, as the reference training code does; both give the
+same losses up to the cache's float16 rounding.
+
+The cache is a folder: one float16 `.npy` file per feature (integer features such as a frame mask
+keep their type), memory-mapped when read, so its size in memory is bounded by a batch whatever the
+size of the data set, and a `manifest.json` saying what it was computed from (teacher, checkpoint
+hash, backbone, frame sampling, data set, split, captions and videos). A cache whose manifest does
+not match the run is refused with an error naming the field.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .models.checkpoint import read_checkpoint, save_checkpoint
+from .errors import CheckpointError
 from .models.teachers import Features, Teacher, select
 
 log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
 
 
 @torch.no_grad()
 def encode_texts(encode, tokens: torch.Tensor, batch_size: int, device: torch.device, desc: str = "texts"):
     """Apply `encode(tokens)` (a tensor or a dict of tensors) in batches; results on the CPU."""
-    parts = []
-    for start in tqdm(range(0, len(tokens), batch_size), desc=desc, unit="batch", leave=False):
-        parts.append(encode(tokens[start:start + batch_size].to(device)))
-    return _concat(parts)
+    return _concat(list(iter_encoded_texts(encode, tokens, batch_size, device, desc)))
 
 
 @torch.no_grad()
@@ -35,51 +48,132 @@ def encode_videos(encode, frames, mask, batch_size: int, device: torch.device, d
                   rows: np.ndarray | None = None):
     """Apply `encode(frames, mask)` over uint8 frames (N, F, 3, H, W) (array, memmap or cache view)
     in batches: every row, or only `rows` in their order."""
+    return _concat(list(iter_encoded_videos(encode, frames, mask, batch_size, device, desc, rows)))
+
+
+@torch.no_grad()
+def iter_encoded_texts(encode, tokens: torch.Tensor, batch_size: int, device: torch.device, desc: str = "texts"):
+    """`encode(tokens)` batch by batch, each result moved to the CPU."""
+    for start in tqdm(range(0, len(tokens), batch_size), desc=desc, unit="batch", leave=False):
+        yield _cpu(encode(tokens[start:start + batch_size].to(device)))
+
+
+@torch.no_grad()
+def iter_encoded_videos(encode, frames, mask, batch_size: int, device: torch.device, desc: str = "videos",
+                        rows: np.ndarray | None = None):
+    """`encode(frames, mask)` batch by batch over `rows` (default: all), each result on the CPU."""
     rows = np.arange(len(frames)) if rows is None else np.asarray(rows)
-    parts = []
     for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
         chunk = rows[start:start + batch_size]
         batch = torch.from_numpy(np.array(frames[chunk])).to(device)  # copy off the memmap
         batch_mask = torch.from_numpy(np.array(mask[chunk])).to(device)
-        parts.append(encode(batch, batch_mask))
-    return _concat(parts)
+        yield _cpu(encode(batch, batch_mask))
+
+
+# ------------------------------------------------------------------------------------ the cache
 
 
 @dataclass
 class TeacherFeatures:
-    """A teacher's features of a training split: text row i = caption i; video row j = frame-source
-    row video_rows[j] (only the videos the split uses are encoded)."""
+    """A teacher's cached features of a training split, memory-mapped: text row i = caption i; video
+    row j = frame-source row video_rows[j] (only the videos the split uses are encoded)."""
 
-    text: Features
-    video: Features
-    video_rows: torch.Tensor
+    text: dict[str, np.ndarray]
+    video: dict[str, np.ndarray]
+    video_rows: np.ndarray
+    manifest: dict[str, Any]
 
 
-def encode_teacher_features(teacher: Teacher, tokens: torch.Tensor, frames, mask, video_rows, batch_size: int,
-                            device: torch.device) -> TeacherFeatures:
-    """Text features of every caption and video features of the frame-source rows `video_rows`, on the CPU."""
+def write_teacher_features(directory: str | Path, teacher: Teacher, tokens: torch.Tensor, frames, mask, video_rows,
+                           batch_size: int, device: torch.device, manifest: dict[str, Any]) -> TeacherFeatures:
+    """Encode every caption and the frame-source rows `video_rows` with `teacher` into a cache folder.
+
+    Batches are written straight into memory-mapped files, so memory holds one batch at a time. The
+    folder appears complete or not at all: it is written beside its final name and renamed at the end.
+    """
+    directory = Path(directory)
+    partial = directory.with_name(f"{directory.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     teacher.eval().to(device)
-    video_rows = torch.as_tensor(np.asarray(video_rows), dtype=torch.long)
-    text = encode_texts(teacher.encode_text, tokens, batch_size, device, desc=f"{teacher.name} texts")
-    video = encode_videos(teacher.encode_video, frames, mask, batch_size, device, desc=f"{teacher.name} videos",
-                          rows=video_rows.numpy())
-    return TeacherFeatures(text, video, video_rows)
+    video_rows = np.asarray(video_rows, dtype=np.int64)
+    _write_batches(partial, "text", iter_encoded_texts(teacher.encode_text, tokens, batch_size, device,
+                                                       desc=f"{teacher.name} texts"), len(tokens))
+    _write_batches(partial, "video", iter_encoded_videos(teacher.encode_video, frames, mask, batch_size, device,
+                                                         desc=f"{teacher.name} videos", rows=video_rows),
+                   len(video_rows))
+    np.save(partial / "video_rows.npy", video_rows)
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    if directory.exists():
+        shutil.rmtree(directory)
+    os.replace(partial, directory)
+    return read_teacher_features(directory, manifest)
 
 
-def save_teacher_features(path: str | Path, features: TeacherFeatures) -> Path:
-    return save_checkpoint({"text": features.text, "video": features.video, "video_rows": features.video_rows}, path)
+def _write_batches(directory: Path, side: str, batches, count: int) -> None:
+    """Write a stream of feature dicts (first dim = batch) into `<side>.<key>.npy`, `count` rows each."""
+    arrays: dict[str, np.ndarray] = {}
+    row = 0
+    for features in batches:
+        for key, value in features.items():
+            if key not in arrays:
+                dtype = np.float16 if value.is_floating_point() else value.numpy().dtype
+                arrays[key] = np.lib.format.open_memmap(directory / f"{side}.{key}.npy", mode="w+", dtype=dtype,
+                                                        shape=(count, *value.shape[1:]))
+            arrays[key][row:row + len(value)] = value.numpy()
+        row += len(next(iter(features.values())))
+    if row != count:
+        raise RuntimeError(f"{directory}: wrote {row} {side} rows, expected {count}")
+    for array in arrays.values():
+        array.flush()
 
 
-def load_teacher_features(path: str | Path) -> TeacherFeatures:
-    state = read_checkpoint(path)
-    return TeacherFeatures(state["text"], state["video"], state["video_rows"])
+def read_teacher_features(directory: str | Path, expected: dict[str, Any] | None = None) -> TeacherFeatures:
+    """Open a cache folder, memory-mapped. With `expected`, every field of it must equal the manifest's."""
+    directory = Path(directory)
+    if not (directory / MANIFEST).is_file():
+        raise CheckpointError(f"{directory}: not a teacher feature cache (no {MANIFEST})")
+    manifest = json.loads((directory / MANIFEST).read_text())
+    for field, value in (expected or {}).items():
+        value = json.loads(json.dumps(value, default=str))  # compare as the manifest stores it
+        if manifest.get(field) != value:
+            raise CheckpointError(f"{directory}: the teacher feature cache was made for {field} = "
+                                  f"{manifest.get(field)!r}, this run has {value!r}; delete the folder to rebuild it")
+    features: dict[str, dict[str, np.ndarray]] = {"text": {}, "video": {}}
+    for path in sorted(directory.glob("*.*.npy")):
+        side, key = path.stem.split(".", 1)
+        features[side][key] = np.load(path, mmap_mode="r")
+    return TeacherFeatures(features["text"], features["video"], np.load(directory / "video_rows.npy"), manifest)
 
 
-class TeacherScores:
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def strings_sha256(values: list[str]) -> str:
+    return hashlib.sha256("\n".join(map(str, values)).encode()).hexdigest()
+
+
+def cache_size(features: TeacherFeatures) -> dict[str, int]:
+    """Bytes per caption and per video of a cache, and its total size on disk."""
+    per_caption = sum(a[0].nbytes for a in features.text.values())
+    per_video = sum(a[0].nbytes for a in features.video.values())
+    return {"bytes_per_caption": per_caption, "bytes_per_video": per_video,
+            "bytes": sum(a.nbytes for a in [*features.text.values(), *features.video.values()])}
+
+
+# ---------------------------------------------------------------------------------- the scorers
+
+
+class CachedTeacherScores:
     """In-batch teacher logits and frame relevance, computed from cached features.
 
-    `teachers[k]` scores with `features[k]`; a batch is given by the indices of its captions
-    (rows of the text cache) and of their videos (rows of the frame source).
+    `teachers[k]` scores with `features[k]`; a batch is given by the indices of its captions (rows
+    of the text cache) and of their videos (rows of the frame source).
     """
 
     def __init__(self, teachers: list[Teacher], features: list[TeacherFeatures]) -> None:
@@ -91,32 +185,62 @@ class TeacherScores:
         self.positions = []
         for f in features:
             position = torch.full((int(f.video_rows.max()) + 1,), -1, dtype=torch.long)
-            position[f.video_rows] = torch.arange(len(f.video_rows))
+            position[torch.from_numpy(f.video_rows)] = torch.arange(len(f.video_rows))
             self.positions.append(position)
 
     @torch.no_grad()
-    def __call__(self, caption_index: torch.Tensor, video_index: torch.Tensor
-                 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def __call__(self, batch: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        caption_index = torch.as_tensor(batch["caption_index"]).cpu().numpy()
+        video_index = torch.as_tensor(batch["video_index"]).cpu()
         logits, relevance = [], []
         for teacher, features, position in zip(self.teachers, self.features, self.positions):
-            video_index = video_index.cpu()
             rows = position[video_index.clamp(max=len(position) - 1)]
             if (video_index >= len(position)).any() or (rows < 0).any():
                 raise ValueError(f"{teacher.name}: the batch has videos whose teacher features were not cached")
             device = next(teacher.parameters()).device
-            batch_text = _to(select(features.text, caption_index.cpu()), device)
-            batch_video = _to(select(features.video, rows), device)
-            logits.append(teacher.similarity(batch_text, batch_video))
-            relevance.append(teacher.relevance(batch_text, batch_video))
+            text = _rows(features.text, caption_index, device)
+            video = _rows(features.video, rows.numpy(), device)
+            logits.append(teacher.similarity(text, video))
+            relevance.append(teacher.relevance(text, video))
         return logits, relevance
 
 
-def _to(features: Features, device: torch.device) -> Features:
-    return {k: v.to(device) for k, v in features.items()}
+class OnlineTeacherScores:
+    """In-batch teacher logits and frame relevance from each teacher's full forward on the batch,
+    in eval mode, as the reference training code runs its teachers."""
+
+    def __init__(self, teachers: list[Teacher]) -> None:
+        self.teachers = [t.eval() for t in teachers]
+
+    @torch.no_grad()
+    def __call__(self, batch: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        logits, relevance = [], []
+        for teacher in self.teachers:
+            teacher.eval()  # the student's trainer may have switched every module to training mode
+            text = teacher.encode_text(batch["tokens"])
+            video = teacher.encode_video(batch["frames"], batch["frame_mask"])
+            logits.append(teacher.similarity(text, video))
+            relevance.append(teacher.relevance(text, video))
+        return logits, relevance
+
+
+def _rows(features: dict[str, np.ndarray], rows: np.ndarray, device: torch.device) -> Features:
+    """Rows of memory-mapped features as tensors on `device`, float16 widened to float32."""
+    out = {}
+    for key, array in features.items():
+        value = torch.from_numpy(np.asarray(array[rows]))
+        out[key] = (value.float() if value.is_floating_point() else value).to(device)
+    return out
+
+
+def _cpu(features):
+    if torch.is_tensor(features):
+        return features.cpu()
+    return {k: v.cpu() for k, v in features.items()}
 
 
 def _concat(parts: list):
     """Concatenate batches of tensors, or of dicts of tensors, on the CPU."""
     if torch.is_tensor(parts[0]):
-        return torch.cat([p.cpu() for p in parts])
-    return {k: torch.cat([p[k].cpu() for p in parts]) for k in parts[0]}
+        return torch.cat(parts)
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}

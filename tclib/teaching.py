@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .losses import coarse_teaching_loss, contrastive_loss, fine_teaching_loss, total_loss
-from .scoring import TeacherScores
+from .scoring import CachedTeacherScores, OnlineTeacherScores
 
 
 class ContrastiveObjective:
@@ -23,8 +23,9 @@ class ContrastiveObjective:
 class TeachingObjective:
     """TeachCLIP: contrastive + coarse-grained (logits) + optionally fine-grained (AFA weights) teaching."""
 
-    def __init__(self, scores: TeacherScores, coarse_method: str = "pear", fine_method: str = "ce",
-                 use_fine: bool = True, weights: dict | None = None, beta: float = 1.0) -> None:
+    def __init__(self, scores: CachedTeacherScores | OnlineTeacherScores, coarse_method: str = "pear",
+                 fine_method: str = "ce", use_fine: bool = True, weights: dict | None = None,
+                 beta: float = 1.0) -> None:
         self.scores = scores
         self.coarse_method = coarse_method
         self.fine_method = fine_method
@@ -35,7 +36,7 @@ class TeachingObjective:
     def __call__(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         out = model(batch["tokens"], batch["frames"], batch["frame_mask"])
         logits = out.logits / self.beta
-        teacher_logits, teacher_relevance = self.scores(batch["caption_index"], batch["video_index"])
+        teacher_logits, teacher_relevance = self.scores(batch)
         contrastive = contrastive_loss(logits)
         coarse = coarse_teaching_loss(logits, [t / self.beta for t in teacher_logits], method=self.coarse_method)
         fine = None

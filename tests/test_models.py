@@ -129,7 +129,8 @@ def test_seqtransf_starts_from_text_tower(clip):
     student = CLIP4Clip(clip, temporal="seqTransf", temporal_layers=2)
     first_text = clip.transformer.resblocks[0].attn.in_proj_weight
     assert torch.equal(student.temporal.transformer.resblocks[0].attn.in_proj_weight, first_text)
-    assert torch.equal(student.temporal.frame_position_embeddings.weight[:32], clip.positional_embedding)
+    # as the reference: one frame position per text position (the context length, 32 here)
+    assert torch.equal(student.temporal.frame_position_embeddings.weight, clip.positional_embedding)
 
 
 def xclip_by_hand(clip) -> tuple[XCLIP, dict, dict]:
@@ -162,7 +163,9 @@ def test_xclip_relevance_is_softmax_of_sentence_frame_cosine(clip):
     teacher, text, video = xclip_by_hand(clip)
     # softmax([1, 0]) = [e / (e + 1), 1 / (e + 1)] = [0.731059, 0.268941]
     assert teacher.relevance(text, video)[0].tolist() == pytest.approx([0.731059, 0.268941], abs=1e-6)
-    video["mask"] = torch.tensor([[1, 0]])
+    video["mask"] = torch.tensor([[1, 0]])  # as the reference, the padded slot keeps its share by default
+    assert teacher.relevance(text, video)[0].tolist() == pytest.approx([0.731059, 0.268941], abs=1e-6)
+    teacher.mask_padding = True
     assert teacher.relevance(text, video)[0].tolist() == pytest.approx([1.0, 0.0])
 
 
@@ -180,9 +183,19 @@ def test_checkpoint_round_trip_and_wrong_keys(tmp_path, clip):
     other = CLIP4Clip(load_clip("tclib-tiny"), temporal="meanP", afa=True)
     load_checkpoint(other, path)
     assert torch.equal(other.afa.fc1.weight, student.afa.fc1.weight)
-    without_afa = CLIP4Clip(load_clip("tclib-tiny"), temporal="seqTransf", afa=False)
-    with pytest.raises(CheckpointError, match=r"student\.pt.*missing keys.*temporal.*unexpected keys.*afa"):
-        load_checkpoint(without_afa, path)
+    seq = CLIP4Clip(load_clip("tclib-tiny"), temporal="seqTransf", afa=True)
+    with pytest.raises(CheckpointError, match=r"student\.pt: does not fit CLIP4Clip: missing keys "
+                                              r"\['temporal\.frame_position_embeddings\.weight'.*\(49 in all\)$"):
+        load_checkpoint(seq, path)
+    seq_path = save_checkpoint(seq.state_dict(), tmp_path / "seq.pt")
+    with pytest.raises(CheckpointError, match=r"seq\.pt: .*unexpected keys \['temporal\..*\(49 in all\)$"):
+        load_checkpoint(other, seq_path)
+    state = student.state_dict()
+    state["afa.fc2.weight"] = torch.zeros(1, 3)
+    bad_shape = save_checkpoint(state, tmp_path / "shape.pt")
+    with pytest.raises(CheckpointError, match=r"shape\.pt: .*wrong shapes \['afa\.fc2\.weight \(1, 3\) "
+                                              r"\(model \(1, 64\)\)'\]"):
+        load_checkpoint(other, bad_shape)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(other, tmp_path / "nope.pt")
 

@@ -58,3 +58,30 @@ def test_ints_are_accepted_as_floats_and_missing_file(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ParamsError, match="must be a mapping"):
         load_params(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize("text,key,why", [
+    ("teacher_mode: sometimes", "teacher_mode", "must be one of"),
+    ("teachers: [xclip, clip4clip]", "teachers", "must name distinct teachers of"),
+    ("teachers: [xclip, xclip]", "teachers", "must name distinct teachers of"),
+    ("teachers: [xclip]\nruns: ['teachclip:xclip+ts2net']", "runs", "each one of teachers"),
+    ("runs: ['clip4clip-meanP:xclip']", "runs", "only teachclip runs take"),
+    ("runs: [teachclip, teachclip]", "runs", "must not name a run twice"),
+    ("runs: [teachclip]\nstudent_checkpoints: {teachclip-coarse: a.bin}", "student_checkpoints",
+     r"names runs \['teachclip-coarse'\] that are not in runs"),
+    ("teachers: [xclip]\nteacher_checkpoints: {ts2net: a.bin}", "teacher_checkpoints",
+     r"names teachers \['ts2net'\] that are not in teachers"),
+])
+def test_teachers_runs_and_checkpoints_are_checked(tmp_path, text, key, why):
+    path = tmp_path / "teaching.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ParamsError, match=rf"teaching\.yaml: params key '{key}' {why}"):
+        load_params(path)
+
+
+def test_a_run_can_name_its_teachers(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("teachers: [xclip, ts2net, xpool]\nruns: [teachclip, 'teachclip:xclip+ts2net', "
+                    "'teachclip-coarse:xpool']\nstudent_checkpoints: {teachclip: pytorch_model.bin.4}\n")
+    params = load_params(path)
+    assert params.runs[1] == "teachclip:xclip+ts2net" and params.student_checkpoints == {"teachclip": "pytorch_model.bin.4"}

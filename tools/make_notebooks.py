@@ -27,15 +27,20 @@ NOTEBOOKS = {
         "pipeline.show_sample_video(P, data, index=0)",
     ]),
     "02_teacher_scoring": ("# 02 · Teacher scoring\n"
-                           "Each teacher is loaded from its checkpoint (`teacher_checkpoints`) or trained here, then its "
-                           "text and video features on the training set are cached, so that student training scores "
-                           "every batch without running the teacher's towers.", [
+                           "Each teacher (X-CLIP, TS2-Net, X-Pool) is loaded from its checkpoint (`teacher_checkpoints`,"
+                           " the released files in TeachCLIP's layout) or trained here. With `teacher_mode: cached` its"
+                           " text and video features on the training set are then cached (float16, memory-mapped), so "
+                           "that student training scores every batch without running the teachers' towers; "
+                           "`teacher_mode: online` runs the teachers on every batch instead, as the reference does.", [
         "teachers = pipeline.prepare_teachers(P, data)\ndisplay(pipeline.teacher_summary(P, teachers))",
         "pipeline.plot_training_curves(P, kind=\"teachers\")",
     ]),
     "03_train_student": ("# 03 · Student training\n"
                          "CLIP4Clip baselines (meanP, seqTransf) and TeachCLIP students (coarse-grained teaching only, "
-                         "coarse + fine-grained), one run per seed.", [
+                         "coarse + fine-grained), one run per seed; `teachclip:xclip+ts2net` names the teachers of a "
+                         "run (default: all of `teachers`, averaged as the reference does). Runs given in "
+                         "`student_checkpoints` (a file of tclib's or of the reference code) are evaluated, not "
+                         "trained.", [
         "pipeline.train_students(P, data)",
         "pipeline.plot_training_curves(P, kind=\"students\")",
     ]),

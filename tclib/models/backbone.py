@@ -10,6 +10,8 @@ frame batches of shape (B, F, 3, H, W).
 from __future__ import annotations
 
 import logging
+import warnings
+import zipfile
 from pathlib import Path
 
 import open_clip
@@ -108,19 +110,30 @@ def read_clip_state(path: str | Path) -> tuple[dict[str, torch.Tensor], bool]:
     archives (whose non-weight entries input_resolution, context_length and vocab_size are dropped).
     """
     path = Path(path)
+    is_openai_release = is_torchscript_archive(path)  # OpenAI's released files are TorchScript archives
     try:
-        state, is_openai_release = torch.load(path, map_location="cpu", weights_only=True), False
-    except Exception:
-        try:  # OpenAI's released files are TorchScript archives
-            state, is_openai_release = torch.jit.load(path, map_location="cpu").state_dict(), True
-        except Exception as err:
-            raise CheckpointError(f"{path}: cannot be read as a CLIP checkpoint: {err}") from err
+        if is_openai_release:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch marks torch.jit as deprecated
+                state = torch.jit.load(path, map_location="cpu").state_dict()
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: cannot be read as a CLIP checkpoint: {err}") from err
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path}: not a CLIP state dict (a mapping of parameter names to tensors)")
     state = {k.removeprefix("module."): v for k, v in state.items() if k not in OPENAI_NON_WEIGHT_KEYS}
     return state, is_openai_release
+
+
+def is_torchscript_archive(path: Path) -> bool:
+    """A TorchScript archive is a zip file holding code/ and constants.pkl beside the data."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
 
 
 def load_clip_state(model: CLIP, state: dict[str, torch.Tensor], source: str | Path) -> None:

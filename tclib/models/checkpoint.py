@@ -33,7 +33,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load a state dict (or a training checkpoint's "model" entry) into `model`, strictly.
+    """Load a state dict (or a training checkpoint's "model" or "state_dict" entry) into `model`, strictly.
 
     A model with `adapt_state_dict` (a teacher or student that reads the reference code's files)
     renames the keys first and drops, by name, the keys the reference itself ignores. Returns the
@@ -41,7 +41,9 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
     file, the keys and both shapes; nothing is loaded then.
     """
     checkpoint = read_checkpoint(path)
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    state = checkpoint
+    if isinstance(checkpoint, dict):  # tclib's training checkpoints hold "model"; X-Pool's trainer "state_dict"
+        state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
     state = {k.removeprefix("module."): v for k, v in state.items()}

@@ -35,10 +35,11 @@ TEMPORAL_HEADS = ("meanP", "seqTransf")
 class TemporalTransformer(nn.Module):
     """CLIP4Clip's seqTransf head: position embeddings + transformer + residual."""
 
-    def __init__(self, clip: CLIP, layers: int = 4, max_positions: int = 77) -> None:
+    def __init__(self, clip: CLIP, layers: int = 4) -> None:
         super().__init__()
         width = clip_width(clip)
         heads = max(1, width // 64)
+        max_positions = clip.positional_embedding.shape[0]  # the text context length, as the reference sizes it
         act_layer = type(clip.transformer.resblocks[0].mlp.gelu)
         self.frame_position_embeddings = nn.Embedding(max_positions, width)
         self.transformer = Transformer(width, layers, heads, act_layer=act_layer)
@@ -51,14 +52,16 @@ class TemporalTransformer(nn.Module):
             log.info("seqTransf: text tower width/depth differs, keeping random initialization")
             return
         positions = clip.positional_embedding.detach()
-        count = min(positions.shape[0], self.frame_position_embeddings.num_embeddings)
         with torch.no_grad():
-            self.frame_position_embeddings.weight[:count].copy_(positions[:count])
+            self.frame_position_embeddings.weight.copy_(positions)
         for mine, theirs in zip(self.transformer.resblocks, text.resblocks):
             mine.load_state_dict(theirs.state_dict())
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, num_frames, _ = frames.shape
+        if num_frames > self.frame_position_embeddings.num_embeddings:
+            raise ValueError(f"seqTransf has {self.frame_position_embeddings.num_embeddings} frame positions (the "
+                             f"text context length), got {num_frames} frames")
         positions = torch.arange(num_frames, device=frames.device)
         x = frames + self.frame_position_embeddings(positions).unsqueeze(0)
         # Additive key mask, -1e6 on padded frames (the reference's value), one copy per head.
