@@ -7,8 +7,9 @@ from open_clip.model import CLIP
 from ...errors import ParamsError
 from .base import Features, Teacher, select
 from .xclip import XCLIP
+from .xpool import XPool
 
-TEACHERS: dict[str, type[Teacher]] = {XCLIP.name: XCLIP}
+TEACHERS: dict[str, type[Teacher]] = {cls.name: cls for cls in (XCLIP, XPool)}
 
 
 def build_teacher(name: str, clip: CLIP, max_words: int, max_frames: int, temporal_layers: int = 4,
@@ -24,4 +25,4 @@ def build_teacher(name: str, clip: CLIP, max_words: int, max_frames: int, tempor
                           mask_padding=mask_padding)
 
 
-__all__ = ["Features", "Teacher", "TEACHERS", "XCLIP", "build_teacher", "select"]
+__all__ = ["Features", "Teacher", "TEACHERS", "XCLIP", "XPool", "build_teacher", "select"]
