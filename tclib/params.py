@@ -184,9 +184,10 @@ def check_values(params: Params, source: str) -> None:
         if base not in TEACHCLIP_RUNS:
             raise bad("runs", f"may only name {TEACHCLIP_RUNS}, a TeachCLIP run optionally followed by "
                               f"':teacher+teacher' (e.g. teachclip:xclip+ts2net)")
-        if taught_by and (not base.startswith("teachclip")
-                          or any(t not in params.teachers for t in taught_by.split("+"))):
-            raise bad("runs", f"{run!r}: only teachclip runs take ':teachers', each one of teachers {params.teachers}")
+        if taught_by and not base.startswith("teachclip"):
+            raise bad("runs", f"{run!r}: only teachclip runs take ':teacher+teacher'")
+        if taught_by and any(t not in params.teachers for t in taught_by.split("+")):
+            raise bad("runs", f"{run!r}: the teachers after ':' must each be one of teachers {params.teachers}")
     if len(set(params.runs)) != len(params.runs):
         raise bad("runs", "must not name a run twice")
     unknown = sorted(set(params.student_checkpoints) - set(params.runs))

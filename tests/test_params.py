@@ -20,7 +20,8 @@ def test_demo_overrides_defaults():
     params = load_params(PARAMS_DIR / "demo.yaml")
     assert params.clip_model == "tclib-tiny" and params.synthetic is True
     assert params.seeds == [0, 1, 2]
-    assert Params().clip_model == "ViT-B-32"  # the reference default stays
+    assert Params().clip_model == "ViT-B-32-quickgelu"  # the reference's ViT-B/32, with OpenAI's activation
+    assert Params().teachers == ["xclip", "ts2net"]  # the paper's teachers on MSR-VTT
 
 
 def test_unknown_key_names_file_and_key(tmp_path):
@@ -64,8 +65,9 @@ def test_ints_are_accepted_as_floats_and_missing_file(tmp_path):
     ("teacher_mode: sometimes", "teacher_mode", "must be one of"),
     ("teachers: [xclip, clip4clip]", "teachers", "must name distinct teachers of"),
     ("teachers: [xclip, xclip]", "teachers", "must name distinct teachers of"),
-    ("teachers: [xclip]\nruns: ['teachclip:xclip+ts2net']", "runs", "each one of teachers"),
-    ("runs: ['clip4clip-meanP:xclip']", "runs", "only teachclip runs take"),
+    ("teachers: [xclip]\nruns: ['teachclip:xclip+ts2net']", "runs",
+     r"'teachclip:xclip\+ts2net': the teachers after ':' must each be one of teachers \['xclip'\]"),
+    ("runs: ['clip4clip-meanP:xclip']", "runs", "'clip4clip-meanP:xclip': only teachclip runs take"),
     ("runs: [teachclip, teachclip]", "runs", "must not name a run twice"),
     ("runs: [teachclip]\nstudent_checkpoints: {teachclip-coarse: a.bin}", "student_checkpoints",
      r"names runs \['teachclip-coarse'\] that are not in runs"),

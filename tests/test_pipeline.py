@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from tclib import pipeline
 from tclib.cli import reproduce
@@ -36,20 +37,22 @@ def test_all_notebooks_executed(demo_run):
         assert any(c.get("outputs") for c in cells if c["cell_type"] == "code"), path.name
 
 
+MODELS = ["CLIP4Clip (meanP)", "CLIP4Clip (seqTransf)", "X-CLIP (teacher)", "TS2-Net (teacher)", "X-Pool (teacher)",
+          "TeachCLIP coarse only (X-CLIP)", "TeachCLIP (X-CLIP)", "TeachCLIP (X-CLIP + TS2-Net)"]
+
+
 def test_metrics_and_table(demo_run):
     exp_dir, _ = demo_run
     metrics = pd.read_csv(exp_dir / "metrics.csv")
-    models = ["CLIP4Clip (meanP)", "CLIP4Clip (seqTransf)", "X-CLIP (teacher)", "TeachCLIP (coarse only)",
-              "TeachCLIP (coarse + fine)"]
-    assert list(dict.fromkeys(metrics["model"])) == models
-    assert len(metrics) == 5 * 2  # two seeds each
+    assert list(dict.fromkeys(metrics["model"])) == MODELS
+    assert len(metrics) == len(MODELS) * 2  # two seeds each
     assert metrics["t2v_R1"].between(0, 100).all() and (metrics["t2v_R10"] >= metrics["t2v_R1"]).all()
     # a student stores one vector per video; X-CLIP keeps the frames too
-    student = metrics[metrics.run == "teachclip"].floats_per_video.iloc[0]
+    student = metrics[metrics.run == "teachclip:xclip+ts2net"].floats_per_video.iloc[0]
     teacher = metrics[metrics.run == "xclip"].floats_per_video.iloc[0]
     assert teacher > student * 10
     table = (exp_dir / "table.md").read_text()
-    for model in models:
+    for model in MODELS:
         assert f"| {model} |" in table
     assert "±" in table
 
@@ -58,8 +61,9 @@ def test_attention_outputs(demo_run):
     exp_dir, _ = demo_run
     assert (exp_dir / "attention.png").stat().st_size > 10_000
     stats = pd.read_csv(exp_dir / "attention_correlation.csv")
-    assert set(stats["weights"]) == {"TeachCLIP (coarse only) AFA", "TeachCLIP (coarse + fine) AFA",
-                                     "X-CLIP (teacher) relevance"}
+    assert set(stats["weights"]) == {"TeachCLIP coarse only (X-CLIP) AFA", "TeachCLIP (X-CLIP) AFA",
+                                     "TeachCLIP (X-CLIP + TS2-Net) AFA", "X-CLIP (teacher) relevance",
+                                     "TS2-Net (teacher) relevance", "X-Pool (teacher) relevance"}
     assert stats["pearson_with_ground_truth"].between(-1, 1).all()
     assert stats["key_scene_mass"].between(0, 1).all() and stats["missing_scene_pct"].between(0, 100).all()
 
@@ -92,3 +96,35 @@ def test_decoding_on_the_fly_gives_the_cached_frames(demo_run):
     decoded = pipeline.test_set(on_the_fly, pipeline.prepare_data(on_the_fly))
     assert decoded.video_ids == cached.video_ids
     assert (decoded.frames == cached.frames).all() and (decoded.mask == cached.mask).all()
+
+
+def test_a_student_saved_by_the_reference_code_is_evaluated_without_training(demo_run, tmp_path, monkeypatch):
+    """student_checkpoints: a file in the reference's key layout (here: a trained student's weights
+    renamed as TeachCLIP's save_model writes them) is evaluated as it is, and gives the same metrics."""
+    from tclib.evaluate import evaluate
+    from tclib.train import resolve_device
+
+    _, params = demo_run
+    run = "teachclip:xclip+ts2net"
+    reference_names = {"temporal.frame_position_embeddings.": "frame_position_embeddings.",
+                       "temporal.transformer.": "transformerClip.", "afa.fc1.": "frameLinear.",
+                       "afa.fc2.": "frameLinear2."}
+    state = {}
+    for key, value in torch.load(pipeline.student_dir(params, run, 0) / "run" / "model.pt").items():
+        prefix = next((p for p in reference_names if key.startswith(p)), "")
+        state["module." + (reference_names[prefix] + key[len(prefix):] if prefix else key)] = value
+    torch.save(state, tmp_path / "pytorch_model.bin.9")
+    given = load_params(ROOT / "params" / "demo.yaml",
+                        {**params.to_dict(), "student_checkpoints": {run: str(tmp_path / "pytorch_model.bin.9")}})
+
+    monkeypatch.setattr(pipeline, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    data = pipeline.prepare_data(given)
+    pipeline.train_students(given, data)  # nothing to train: every other run is done, this one is given
+    test = pipeline.test_set(given, data)
+    device = resolve_device("cpu")
+    assert pipeline.student_seeds(given, run) == [None]
+    ours = evaluate(pipeline.load_student(params, data, run, 0), test, 50, device)
+    theirs = evaluate(pipeline.load_student(given, data, run, None), test, 50, device)
+    for key in ours:
+        if key != "score_seconds":
+            assert theirs[key] == ours[key], key

@@ -188,18 +188,22 @@ def encode_text_tokens(clip: CLIP, tokens: torch.Tensor) -> tuple[torch.Tensor, 
     return sentence, words
 
 
-def encode_frames(clip: CLIP, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Frames (B, F, 3, H, W), uint8 or normalized float, and mask (B, F) -> per-frame CLIP features (B, F, D).
+def frames_to_images(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Frames (B, F, 3, H, W), uint8 or normalized float, and mask (B, F) -> normalized images (B*F, 3, H, W).
 
     Padded slots (mask 0) are all-zero images in normalized space, as the reference loaders pad them
-    (a black uint8 frame would normalize to -mean/std instead), so they still pass through the image
-    tower and give the same features as in the reference.
+    (a black uint8 frame would normalize to -mean/std instead); they still pass through the image
+    tower, as in the reference.
     """
-    batch, num_frames = frames.shape[:2]
     images = frames.flatten(0, 1)
     images = normalize_frames(images) if images.dtype == torch.uint8 else images.float()
-    images = images * mask.flatten().to(images.dtype).view(-1, 1, 1, 1)
-    return clip.encode_image(images).view(batch, num_frames, -1)
+    return images * mask.flatten().to(images.dtype).view(-1, 1, 1, 1)
+
+
+def encode_frames(clip: CLIP, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Frames (B, F, 3, H, W), uint8 or normalized float, and mask (B, F) -> per-frame CLIP features (B, F, D)."""
+    batch, num_frames = frames.shape[:2]
+    return clip.encode_image(frames_to_images(frames, mask)).view(batch, num_frames, -1)
 
 
 def clip_width(clip: CLIP) -> int:

@@ -6,10 +6,11 @@ from open_clip.model import CLIP
 
 from ...errors import ParamsError
 from .base import Features, Teacher, select
+from .ts2net import TS2Net
 from .xclip import XCLIP
 from .xpool import XPool
 
-TEACHERS: dict[str, type[Teacher]] = {cls.name: cls for cls in (XCLIP, XPool)}
+TEACHERS: dict[str, type[Teacher]] = {cls.name: cls for cls in (XCLIP, TS2Net, XPool)}
 
 
 def build_teacher(name: str, clip: CLIP, max_words: int, max_frames: int, temporal_layers: int = 4,
@@ -25,4 +26,4 @@ def build_teacher(name: str, clip: CLIP, max_words: int, max_frames: int, tempor
                           mask_padding=mask_padding)
 
 
-__all__ = ["Features", "Teacher", "TEACHERS", "XCLIP", "XPool", "build_teacher", "select"]
+__all__ = ["Features", "Teacher", "TEACHERS", "TS2Net", "XCLIP", "XPool", "build_teacher", "select"]
