@@ -226,7 +226,24 @@ def test_xclip_loads_a_checkpoint_with_reference_key_names(tmp_path, clip):
     load_checkpoint(fresh, path)
     for (name, a), b in zip(teacher.state_dict().items(), fresh.state_dict().values()):
         assert torch.equal(a, b), name
+    # the same logits and relevance on the same input, a padded video included
+    torch.manual_seed(3)
+    tokens = Tokenizer(32)(["a red circle", "a blue square", "a white cross"])
+    frames = torch.randint(0, 256, (3, 12, 3, 32, 32), dtype=torch.uint8)
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[1, 7:] = 0
+    with torch.no_grad():
+        outputs = [(m.similarity(m.encode_text(tokens), m.encode_video(frames, mask)),
+                    m.relevance(m.encode_text(tokens), m.encode_video(frames, mask))) for m in (teacher.eval(), fresh.eval())]
+    assert torch.equal(outputs[0][0], outputs[1][0]) and torch.equal(outputs[0][1], outputs[1][1])
+
     reference["transformerClip.extra.weight"] = torch.zeros(1)
     save_checkpoint(reference, path)
-    with pytest.raises(CheckpointError, match=r"msrvtt-9k_xclip_model\.bin.*unexpected keys.*extra"):
+    with pytest.raises(CheckpointError, match=r"msrvtt-9k_xclip_model\.bin: does not fit XCLIP: unexpected keys "
+                                              r"\['transformerClip\.extra\.weight'\] \(1 in all\)$"):
+        load_checkpoint(fresh, path)
+    del reference["transformerClip.extra.weight"]
+    reference["module.frame_logit_weight"] = torch.eye(10)  # a teacher of 10 frames, not 12
+    save_checkpoint(reference, path)
+    with pytest.raises(CheckpointError, match=r"wrong shapes \['frame_logit_weight \(10, 10\) \(model \(12, 12\)\)'\]"):
         load_checkpoint(fresh, path)

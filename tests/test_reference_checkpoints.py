@@ -75,6 +75,6 @@ def test_reference_student_with_missing_or_misshapen_keys_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"pytorch_model\.bin\.0: does not fit CLIP4Clip: "
                                               r"missing keys \['afa\.fc2\.bias'\] \(1 in all\); "
                                               r"unexpected keys \['cross\.pooler\.dense\.weight'\] \(1 in all\); "
-                                              r"wrong shapes \['afa\.fc1\.weight \(32, 64\) \(model \(64, 64\)\)'\]"):
+                                              r"wrong shapes \['frameLinear\.weight \(32, 64\) \(model afa\.fc1\.weight \(64, 64\)\)'\]"):
         load_checkpoint(fresh, tmp_path / "pytorch_model.bin.0")
     assert torch.equal(fresh.afa.fc1.weight, before)  # nothing loaded

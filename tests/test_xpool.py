@@ -225,6 +225,6 @@ def test_release_with_wrong_keys_or_shapes_is_refused(tmp_path, clip_name):
             r"\['clip\.vision_model\.encoder\.layers\.1\.self_attn\.k_proj\.weight', "
             r"'clip\.vision_model\.encoder\.layers\.1\.self_attn\.v_proj\.weight'\]")
     refused(lambda s: s.update({"pool_frames.linear_proj.weight": torch.zeros(3, 64)}),
-            r"wrong shapes \['pool\.linear\.weight \(3, 64\) \(model \(64, 64\)\)'\]")
+            r"wrong shapes \['pool_frames\.linear_proj\.weight \(3, 64\) \(model pool\.linear\.weight \(64, 64\)\)'\]")
     refused(lambda s: s.update({"clip.text_model.encoder.layers.0.self_attn.q_proj.bias": torch.zeros(8)}),
             r"wrong shapes \['clip\.transformer\.resblocks\.0\.attn\.in_proj_bias \(136,\) \(model \(192,\)\)'\]")

@@ -47,18 +47,32 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
     state = {k.removeprefix("module."): v for k, v in state.items()}
+    as_read = state
     if hasattr(model, "adapt_state_dict"):  # a released checkpoint may use other key names
         state = model.adapt_state_dict(state)
     ours = model.state_dict()
     missing = sorted(set(ours) - set(state))
     unexpected = sorted(set(state) - set(ours))
-    wrong_shape = [f"{k} {tuple(state[k].shape)} (model {tuple(ours[k].shape)})"
-                   for k in sorted(set(ours) & set(state)) if ours[k].shape != state[k].shape]
+    wrong_shape = sorted(k for k in set(ours) & set(state) if ours[k].shape != state[k].shape)
     if missing or unexpected or wrong_shape:
+        in_file = file_key_names(model, as_read) if hasattr(model, "adapt_state_dict") else {}
+        unexpected = sorted(in_file.get(k, k) for k in unexpected)  # as the file names them
+        wrong_shape = [f"{in_file[k]} {tuple(state[k].shape)} (model {k} {tuple(ours[k].shape)})" if k in in_file
+                       else f"{k} {tuple(state[k].shape)} (model {tuple(ours[k].shape)})" for k in wrong_shape]
         raise CheckpointError(f"{path}: does not fit {type(model).__name__}: "
                               + describe_key_mismatch(missing, unexpected, wrong_shape))
     model.load_state_dict(state)
     return checkpoint
+
+
+def file_key_names(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, str]:
+    """{our name: the file's name} for every key that `model.adapt_state_dict` renames on its own."""
+    names = {}
+    for key, value in state.items():
+        adapted = list(model.adapt_state_dict({key: value}))
+        if len(adapted) == 1 and adapted[0] != key:
+            names[adapted[0]] = key
+    return names
 
 
 def describe_key_mismatch(missing: list[str], unexpected: list[str], wrong_shape: list[str]) -> str:
