@@ -68,6 +68,7 @@ class Params:
     teachers: list = field(default_factory=lambda: ["xclip", "ts2net"])  # prepared, evaluated, and teaching
     teacher_checkpoints: dict = field(default_factory=dict)  # teacher name -> file; {} trains them
     teacher_mode: str = "cached"  # cached: teacher features computed once; online: teachers run on every batch
+    teacher_options: dict = field(default_factory=dict)  # teacher -> constructor options, e.g. {ts2net: {token_shift: true}}
     teacher_epochs: int = 5
     teacher_lr: float = 1e-4
 
@@ -196,6 +197,15 @@ def check_values(params: Params, source: str) -> None:
     unknown = sorted(set(params.teacher_checkpoints) - set(params.teachers))
     if unknown:
         raise bad("teacher_checkpoints", f"names teachers {unknown} that are not in teachers {params.teachers}")
+    for name, options in params.teacher_options.items():
+        if name not in params.teachers:
+            raise bad("teacher_options", f"names teacher {name!r} that is not in teachers {params.teachers}")
+        allowed = TEACHERS[name].options()
+        if not isinstance(options, dict) or set(options) - set(allowed):
+            raise bad("teacher_options", f"{name!r} takes a mapping of its options {sorted(allowed)}")
+        for option, value in options.items():
+            if type(value) is not type(allowed[option]):
+                raise bad("teacher_options", f"{name}.{option} must be {type(allowed[option]).__name__}")
     if params.teacher_mode not in TEACHER_MODES:
         raise bad("teacher_mode", f"must be one of {TEACHER_MODES}")
     if not params.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in params.seeds):

@@ -219,14 +219,14 @@ def teacher_dir(P: Params, name: str, seed: int) -> Path:
 
 def new_teacher(P: Params, data: Data, name: str) -> Teacher:
     return build_teacher(name, load_clip(P.clip_model, data.clip_pretrained), P.max_words, P.max_frames,
-                         P.temporal_layers, mask_padding=P.mask_padded_frames)
+                         P.temporal_layers, mask_padding=P.mask_padded_frames, **P.teacher_options.get(name, {}))
 
 
 def teacher_fingerprint(P: Params, data: Data, name: str, seed: int) -> str:
     checkpoint = P.teacher_checkpoints.get(name, "")
     source = (str(Path(checkpoint).resolve()), P.values(["temporal_layers", "mask_padded_frames"])) if checkpoint \
         else P.values(TRAIN_KEYS + TEACHER_KEYS)
-    return fingerprint(data.fingerprint, seed, name, MODEL_FORMAT, source)
+    return fingerprint(data.fingerprint, seed, name, MODEL_FORMAT, source, P.teacher_options.get(name, {}))
 
 
 def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
@@ -264,7 +264,8 @@ def teacher_cache_manifest(P: Params, data: Data, name: str, seed: int, dataset:
             "clip_model": P.clip_model, "clip_pretrained": data.clip_pretrained,
             "sampling": {"max_frames": P.max_frames, "framerate": P.framerate, "slice_framepos": P.slice_framepos,
                          "image_size": image_size_of(P.clip_model)},
-            "max_words": P.max_words, "mask_padded_frames": P.mask_padded_frames, "dataset": P.dataset,
+            "max_words": P.max_words, "mask_padded_frames": P.mask_padded_frames,
+            "teacher_options": P.teacher_options.get(name, {}), "dataset": P.dataset,
             "split": P.train_split, "captions_sha256": strings_sha256(dataset.captions),
             "videos_sha256": strings_sha256(dataset.video_ids), "format": TEACHER_FEATURES_FORMAT}
 

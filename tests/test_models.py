@@ -247,3 +247,13 @@ def test_xclip_loads_a_checkpoint_with_reference_key_names(tmp_path, clip):
     save_checkpoint(reference, path)
     with pytest.raises(CheckpointError, match=r"wrong shapes \['frame_logit_weight \(10, 10\) \(model \(12, 12\)\)'\]"):
         load_checkpoint(fresh, path)
+
+
+def test_teacher_options_reach_the_teacher(clip):
+    from tclib.errors import ParamsError
+    from tclib.models import build_teacher
+
+    teacher = build_teacher("ts2net", clip, max_words=32, max_frames=4, temporal_layers=1, noisy_selection=True)
+    assert teacher.noisy_selection is True and teacher.token_shift is False
+    with pytest.raises(ParamsError, match=r"teacher 'xclip' has no option\(s\) \['heads'\]"):
+        build_teacher("xclip", clip, max_words=32, max_frames=4, heads=2)

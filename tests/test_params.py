@@ -73,6 +73,10 @@ def test_ints_are_accepted_as_floats_and_missing_file(tmp_path):
      r"names runs \['teachclip-coarse'\] that are not in runs"),
     ("teachers: [xclip]\nteacher_checkpoints: {ts2net: a.bin}", "teacher_checkpoints",
      r"names teachers \['ts2net'\] that are not in teachers"),
+    ("teacher_options: {xpool: {heads: 2}}", "teacher_options", "names teacher 'xpool' that is not in teachers"),
+    ("teacher_options: {ts2net: {noise: true}}", "teacher_options",
+     r"'ts2net' takes a mapping of its options \['noisy_selection', 'token_shift'\]"),
+    ("teacher_options: {ts2net: {token_shift: 1}}", "teacher_options", "ts2net.token_shift must be bool"),
 ])
 def test_teachers_runs_and_checkpoints_are_checked(tmp_path, text, key, why):
     path = tmp_path / "teaching.yaml"
@@ -84,6 +88,7 @@ def test_teachers_runs_and_checkpoints_are_checked(tmp_path, text, key, why):
 def test_a_run_can_name_its_teachers(tmp_path):
     path = tmp_path / "ok.yaml"
     path.write_text("teachers: [xclip, ts2net, xpool]\nruns: [teachclip, 'teachclip:xclip+ts2net', "
-                    "'teachclip-coarse:xpool']\nstudent_checkpoints: {teachclip: pytorch_model.bin.4}\n")
+                    "'teachclip-coarse:xpool']\nstudent_checkpoints: {teachclip: pytorch_model.bin.4}\n"
+                    "teacher_options: {ts2net: {noisy_selection: true}, xpool: {heads: 2, dropout: 0.1}}\n")
     params = load_params(path)
     assert params.runs[1] == "teachclip:xclip+ts2net" and params.student_checkpoints == {"teachclip": "pytorch_model.bin.4"}

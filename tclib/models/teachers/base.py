@@ -12,6 +12,7 @@ once and score any batch from the cache. A new teacher is a new subclass registe
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -43,6 +44,13 @@ class Teacher(nn.Module, ABC):
     @abstractmethod
     def relevance(self, text: Features, video: Features) -> torch.Tensor:
         """(B, F) frame-text relevance of each positive pair (text i, video i); rows sum to 1."""
+
+    @classmethod
+    def options(cls) -> dict[str, object]:
+        """The constructor's options beyond the common keywords, with their defaults (params: teacher_options)."""
+        common = {"self", "clip", "max_words", "max_frames", "temporal_layers", "mask_padding"}
+        return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name not in common and p.default is not inspect.Parameter.empty}
 
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Rename the keys of a released checkpoint to this class's names (default: as they are)."""
