@@ -2,7 +2,16 @@
 
 Each notebook runs with the validated params as papermill parameters; the executed copies go to
 results/<exp>/notebooks/. Stages whose outputs are current are skipped inside the notebooks, so a
-rerun after an interruption picks up where it stopped.
+rerun after an interruption picks up where it stopped. While a notebook runs, its log lines and
+progress bars are shown in the terminal and written to results/<exp>/logs/reproduce-<time>.log;
+when one fails, the run stops and the last lines name the notebook, the error raised in it, and
+that log file, which holds the full traceback (exit code 1). Before anything runs, the params are
+checked (tclib.preflight: values, model names, files, checkpoint keys): every problem is one line,
+exit code 2, nothing written. One run at a time works in an experiment folder (see tclib.lock);
+`--wait` queues behind the run holding it.
+
+`tclib clean [params files]` removes the stage folders under results/ that none of the params
+files (default: params/*.yaml) refers to any more, and says how much space that frees.
 
 `tclib data check <dataset> <root>` reads every split of a data set, compares its counts with the
 published ones and lists the video files that are missing or cannot be decoded (exit code 1 when
@@ -12,36 +21,111 @@ there are any, 2 on a bad annotation file).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import re
 import sys
 import time
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from .errors import TclibError
-from .params import load_params
+from .errors import StageError, TclibError
+from .files import temporary_path
+from .lock import experiment_lock
+from .runlog import LOG_FORMAT, Console, Lines, run_log
+from . import preflight
+from .params import Params, load_params
 
 log = logging.getLogger("tclib")
 
 DEFAULT_NOTEBOOKS = Path("notebooks")
+KERNEL_ENVIRONMENT = {
+    "TQDM_MININTERVAL": "2",  # tqdm >= 4.66 reads it: a bar redraws at most every 2 s
+    "PYTHONWARNINGS": "ignore:IProgress not found",  # tqdm.auto's note that ipywidgets is missing
+}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, overrides: dict | None = None) -> Path:
-    """Run every notebooks/NN_*.ipynb in order for one params file; returns results/<exp>/."""
-    import papermill
+def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, overrides: dict | None = None,
+              wait: bool = False) -> Path:
+    """Run every notebooks/NN_*.ipynb in order for one params file; returns results/<exp>/.
 
+    Holds the experiment's lock for the whole run (LockedError, or with `wait` queue behind the
+    holder). A failing notebook raises StageError after its executed copy is saved.
+    """
     params = load_params(params_file, overrides)
     notebooks = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         raise TclibError(f"no notebooks NN_*.ipynb found in {notebooks_dir}")
-    out_dir = params.exp_dir / "notebooks"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for notebook in notebooks:
-        start = time.perf_counter()
-        log.info("running %s", notebook.name)
-        papermill.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=params.to_dict(),
-                                   kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()))
-        log.info("%s done in %.0f s", notebook.name, time.perf_counter() - start)
+    preflight.check(params, source=str(params_file))  # every problem at once, before anything is written
+    with experiment_lock(params.exp_dir, wait=wait), run_log(params.exp_dir / "logs") as console:
+        out_dir = params.exp_dir / "notebooks"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for notebook in notebooks:
+            start = time.perf_counter()
+            log.info("running %s", notebook.name)
+            _execute(notebook, out_dir / notebook.name, params, console)
+            log.info("%s done in %.0f s", notebook.name, time.perf_counter() - start)
     return params.exp_dir
+
+
+def _execute(notebook: Path, executed: Path, params: Params, console: Console) -> None:
+    """papermill into a temporary beside `executed`, renamed onto it when papermill returns or fails."""
+    import papermill
+
+    tmp = temporary_path(executed)
+    stdout, stderr = Lines(console), Lines(console)
+    try:
+        with _environment(KERNEL_ENVIRONMENT):
+            papermill.execute_notebook(str(notebook), str(tmp), parameters=params.to_dict(), kernel_name="python3",
+                                       progress_bar=False, cwd=str(Path.cwd()), stdout_file=stdout, stderr_file=stderr)
+        os.replace(tmp, executed)
+    except Exception as err:  # a cell raised, the kernel died, the disk is full...: say which, keep the rest
+        stdout.finish()
+        stderr.finish()
+        if _is_notebook(tmp):  # the failed notebook as papermill saved it: the user opens it to see why
+            os.replace(tmp, executed)
+        ename, evalue, lines = _error_of(err)
+        console.write_log(f"{notebook.stem} failed, traceback:\n" + "\n".join(lines))
+        failure = StageError(notebook.stem, ename, evalue, str(executed), str(console.log_path))
+        console.write_log(f"tclib: error: {failure}")
+        raise failure from err
+    finally:
+        stdout.finish()
+        stderr.finish()
+        tmp.unlink(missing_ok=True)
+
+
+def _error_of(err: Exception) -> tuple[str, str, list[str]]:
+    """(exception type, message, traceback lines): the notebook's own error when a cell raised."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError):
+        lines = [_ANSI.sub("", entry) for entry in err.traceback]
+        return err.ename, err.evalue, "\n".join(lines).splitlines()
+    return type(err).__name__, str(err), "".join(traceback.format_exception(err)).splitlines()
+
+
+def _is_notebook(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")).get("cells"), list)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (read by the kernel papermill starts) that are not set yet; unset them after."""
+    added = {key: value for key, value in values.items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def data_check(args: argparse.Namespace) -> int:
@@ -81,8 +165,18 @@ def _parse_options(pairs: list[str] | None) -> dict[str, str]:
     return options
 
 
+def _run_clean(args: argparse.Namespace) -> int:
+    from .clean import clean, format_report
+
+    files = args.params or sorted(str(p) for p in Path("params").glob("*.yaml"))
+    if not files:
+        raise TclibError("no params files given, and none in params/")
+    print(format_report(clean(files, dry_run=args.dry_run), args.dry_run))
+    return 0
+
+
 def _run_reproduce(args: argparse.Namespace) -> int:
-    exp_dir = reproduce(args.params, args.notebooks)
+    exp_dir = reproduce(args.params, args.notebooks, wait=args.wait)
     print(f"results in {exp_dir}/ (table.md, metrics.csv, attention.png, notebooks/)")
     return 0
 
@@ -93,7 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("reproduce", help="run the pipeline notebooks for one params file")
     run.add_argument("params", help="params/<exp>.yaml")
     run.add_argument("--notebooks", type=Path, default=DEFAULT_NOTEBOOKS, help="folder of NN_*.ipynb")
+    run.add_argument("--wait", action="store_true",
+                     help="when another run holds this experiment's folder, wait for it instead of stopping")
     run.set_defaults(handler=_run_reproduce)
+
+    tidy = commands.add_parser("clean", help="remove the stage folders under results/ that no params file refers to")
+    tidy.add_argument("params", nargs="*", help="params files whose stages are kept (default: params/*.yaml)")
+    tidy.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    tidy.set_defaults(handler=_run_clean)
 
     data = commands.add_parser("data", help="data set tools")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -114,9 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # its input/output paths: tclib logs its own
     try:
         return args.handler(args)
+    except StageError as err:
+        print(f"tclib: error: {err}", file=sys.stderr)
+        return 1
     except TclibError as err:
         print(f"tclib: error: {err}", file=sys.stderr)
         return 2

@@ -15,3 +15,24 @@ class ParamsError(TclibError, ValueError):
 
 class CheckpointError(TclibError, ValueError):
     """A checkpoint file is missing or does not fit the model it is loaded into."""
+
+
+class LockedError(TclibError):
+    """An experiment folder is in use by another run (the message names it)."""
+
+
+class StageError(TclibError):
+    """A pipeline notebook failed: names the notebook, the error raised in it, and where to look."""
+
+    def __init__(self, stage: str, ename: str, evalue: str, notebook: str, log_file: str) -> None:
+        self.stage, self.ename, self.evalue = stage, ename, evalue
+        self.notebook, self.log_file = notebook, log_file
+        error = f"{ename}: {evalue}" if evalue else ename
+        super().__init__(f"{stage} failed: {error}\n"
+                         f"  executed notebook: {notebook}\n"
+                         f"  full traceback: {log_file}")
+
+
+class PreflightError(TclibError, ValueError):
+    """Params that load but cannot run: a missing folder or file, a checkpoint that does not fit its
+    model, an unknown CLIP name or weights. The message lists every problem, one per line."""

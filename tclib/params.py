@@ -1,14 +1,18 @@
 """Experiment parameters: one flat schema shared by every notebook and by `tclib reproduce`.
 
 A params file (`params/<exp>.yaml`) is a plain papermill parameter file: a flat mapping from
-the keys below to values. `load_params` reads one, rejects unknown keys and wrong types (naming
-the file and the key), and fills in defaults. The defaults are the reference MSR-VTT settings
-(CLIP4Clip / TeachCLIP, ViT-B/32); `params/demo.yaml` overrides what the demo needs.
+the keys below to values. `load_params` reads one, fills in defaults, and rejects it when anything
+is wrong: unknown keys, wrong types, values out of range or disagreeing with each other, all listed
+in one ParamsError, one line per problem, each naming the file and the key. What needs the file
+system or the models (paths, checkpoints, the CLIP name and weights) is checked by
+`tclib.preflight`. The defaults are the reference MSR-VTT settings (CLIP4Clip / TeachCLIP,
+ViT-B/32); `params/demo.yaml` overrides what the demo needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -100,22 +104,21 @@ class Params:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str = "<params>") -> "Params":
-        """Build from a mapping, rejecting unknown keys and wrong types; `source` names the origin."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        """Build from a mapping; `source` names the origin. Unknown keys, wrong types and invalid values
+        are all reported at once: one ParamsError, one line per problem, each naming `source` and the key."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        problems = []
+        unknown = sorted(set(values) - set(fields))
         if unknown:
-            raise ParamsError(
-                f"{source}: unknown params key(s) {', '.join(map(repr, unknown))}; "
-                f"known keys are listed in tclib/params.py"
-            )
-        checked = {}
-        for key, value in values.items():
-            checked[key] = _coerce(key, value, _field_type(known[key]), source)
+            problems.append(f"{source}: unknown params key(s) {', '.join(map(repr, unknown))}; "
+                            f"known keys are listed in tclib/params.py")
         params = cls.__new__(cls)
-        defaults = {f.name: _default(f) for f in dataclasses.fields(cls)}
-        for key, value in {**defaults, **checked}.items():
-            object.__setattr__(params, key, value)
-        check_values(params, source)
+        for name, f in fields.items():
+            value = _coerce(values[name], _field_type(f)) if name in values else _default(f)
+            object.__setattr__(params, name, value)
+        problems += value_problems(params, source)
+        if problems:
+            raise ParamsError("\n".join(problems))
         return params
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,79 +143,207 @@ def _field_type(f: dataclasses.Field) -> type:
     return {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}[str(f.type)]
 
 
-def _coerce(key: str, value: Any, expected: type, source: str) -> Any:
-    """Accept a value of the expected type; ints are fine where floats are expected."""
+def _coerce(value: Any, expected: type) -> Any:
+    """`value` as the field type where the schema allows it (an int where a float is expected, null as
+    an empty string or mapping); anything else is returned as is, for the type check to report."""
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is str and value is None:
         return ""
     if expected is dict and value is None:
         return {}
-    if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
-        return value
-    raise ParamsError(
-        f"{source}: params key {key!r} must be {expected.__name__}, got {type(value).__name__} {value!r}"
-    )
+    return value
+
+
+def _is_a(value: Any, expected: type) -> bool:
+    if expected in (int, float) and isinstance(value, bool):
+        return False
+    if expected is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, expected)
+
+
+# Lower bounds of the numeric keys: AT_LEAST inclusive (≥: counts, sizes, scales), ABOVE exclusive (>).
+AT_LEAST: dict[str, float] = {
+    "synthetic_train_videos": 1, "synthetic_test_videos": 1, "synthetic_frame_size": 16, "synthetic_seed": 0,
+    "max_words": 3, "max_frames": 1, "framerate": 1, "decode_workers": 1,
+    "pretrain_steps": 0, "pretrain_batch_size": 1, "temporal_layers": 1,
+    "teacher_epochs": 1, "epochs": 1, "batch_size": 1, "clip_lr_scale": 0, "afa_lr_scale": 0,
+    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "eval_batch_size": 1, "plot_videos": 0,
+}
+ABOVE: dict[str, float] = {"pretrain_lr": 0, "afa_temperature": 0, "teacher_lr": 0, "lr": 0, "beta": 0}
+SEED_LIMIT = 2**32  # numpy's seeds are 0 <= seed < 2**32
+LOSS_WEIGHT_NAMES = ("contrastive", "coarse", "fine")
+_UNSET = object()
 
 
 def check_values(params: Params, source: str) -> None:
-    """Checks that go beyond types: allowed choices and positive sizes."""
-    from .losses import COARSE_METHODS, FINE_METHODS
+    """Raise one ParamsError listing every problem of `params` (see `value_problems`), one per line."""
+    problems = value_problems(params, source)
+    if problems:
+        raise ParamsError("\n".join(problems))
 
-    def bad(key: str, why: str) -> ParamsError:
-        return ParamsError(f"{source}: params key {key!r} {why}, got {getattr(params, key)!r}")
 
-    if params.coarse_method not in COARSE_METHODS:
-        raise bad("coarse_method", f"must be one of {COARSE_METHODS}")
-    if params.fine_method not in FINE_METHODS:
-        raise bad("fine_method", f"must be one of {FINE_METHODS}")
-    if params.slice_framepos not in (0, 1, 2):
-        raise bad("slice_framepos", "must be 0 (head), 1 (tail) or 2 (uniform)")
+def value_problems(params: Params, source: str) -> list[str]:
+    """Every problem of `params`, one line each, naming `source` and the key: wrong types, then ranges,
+    allowed choices, and the agreement of teachers, runs and the checkpoints and options they name.
+    A check that reads a key of the wrong type is left out (that key's type is the problem reported)."""
     from .data.readers import READERS
-
-    if params.dataset not in READERS:
-        raise bad("dataset", f"must be one of {sorted(READERS)}")
-    for key in ("max_words", "max_frames", "batch_size", "eval_batch_size", "framerate"):
-        if getattr(params, key) <= 0:
-            raise bad(key, "must be positive")
+    from .losses import COARSE_METHODS, FINE_METHODS
     from .models.teachers import TEACHERS
 
-    unknown_teachers = [t for t in params.teachers if t not in TEACHERS]
-    if unknown_teachers or len(set(params.teachers)) != len(params.teachers):
-        raise bad("teachers", f"must name distinct teachers of {sorted(TEACHERS)}")
+    problems: list[str] = []
+    wrong_type: set[str] = set()
+    for f in dataclasses.fields(params):
+        value, expected = getattr(params, f.name), _field_type(f)
+        if not _is_a(value, expected):
+            problems.append(f"{source}: params key {f.name!r} must be {expected.__name__}, "
+                            f"got {type(value).__name__} {value!r}")
+            wrong_type.add(f.name)
+
+    def typed(*keys: str) -> bool:
+        return not wrong_type.intersection(keys)
+
+    def bad(key: str, why: str, value: Any = _UNSET) -> None:
+        value = getattr(params, key) if value is _UNSET else value
+        problems.append(f"{source}: params key {key!r} {why}, got {value!r}")
+
+    if typed("exp") and (not params.exp or "/" in params.exp or params.exp in (".", "..")):
+        bad("exp", "must name a folder under results_dir (not empty, no '/')")
+    if typed("seeds"):
+        if not params.seeds or not all(_is_a(s, int) for s in params.seeds):
+            bad("seeds", "must be a non-empty list of integers")
+        elif not all(0 <= s < SEED_LIMIT for s in params.seeds):
+            bad("seeds", "must each be ≥ 0 and < 2**32")
+        elif len(set(params.seeds)) != len(params.seeds):
+            bad("seeds", "must be distinct")
+    if typed("device") and not _is_device(params.device):
+        bad("device", "must be 'auto' or a torch device such as 'cpu', 'cuda' or 'cuda:1'")
+
+    if typed("dataset") and params.dataset not in READERS:
+        bad("dataset", f"must be one of {sorted(READERS)}")
+    if typed("dataset", "train_split", "test_split") and params.dataset in READERS:
+        reader = READERS[params.dataset]
+        for key in ("train_split", "test_split"):
+            split = getattr(params, key)
+            if reader.splits and reader.split_aliases.get(split, split) not in reader.splits:
+                bad(key, f"must be a split of {params.dataset}: one of {list(reader.splits)}"
+                         + (f" or {sorted(reader.split_aliases)}" if reader.split_aliases else ""))
+    if typed("dataset", "data_options") and params.dataset in READERS:
+        defaults = READERS[params.dataset].defaults
+        unknown = sorted(set(params.data_options) - set(defaults))
+        if unknown:
+            bad("data_options", f"names options {unknown} that {params.dataset} does not have "
+                                f"(it has {sorted(defaults)})")
+        for option, value in params.data_options.items():
+            if option in defaults and defaults[option] is not None and type(value) is not type(defaults[option]):
+                bad("data_options", f"{option} must be {type(defaults[option]).__name__}", value)
+    if typed("synthetic_frame_size") and params.synthetic_frame_size % 2:
+        bad("synthetic_frame_size", "must be even (H.264 yuv420p)")
+    if typed("slice_framepos") and params.slice_framepos not in (0, 1, 2):
+        bad("slice_framepos", "must be 0 (head), 1 (tail) or 2 (uniform)")
+
+    for key, low in AT_LEAST.items():
+        if typed(key) and not _in_range(getattr(params, key), low, inclusive=True):
+            bad(key, f"must be {'a finite number ' if _is_nonfinite(getattr(params, key)) else ''}≥ {low:g}")
+    for key, low in ABOVE.items():
+        if typed(key) and not _in_range(getattr(params, key), low, inclusive=False):
+            bad(key, f"must be {'a finite number ' if _is_nonfinite(getattr(params, key)) else ''}> {low:g}")
+    if typed("warmup_proportion") and not 0 <= params.warmup_proportion < 1:
+        bad("warmup_proportion", "must be ≥ 0 and < 1")
+
+    if typed("teachers"):
+        names = [t for t in params.teachers if isinstance(t, str)]
+        if len(names) != len(params.teachers) or any(t not in TEACHERS for t in names) or len(set(names)) != len(names):
+            bad("teachers", f"must name distinct teachers of {sorted(TEACHERS)}")
+    if typed("runs"):
+        problems.extend(_run_problems(params, source, teachers_typed=typed("teachers")))
+    if typed("student_checkpoints", "runs"):
+        _check_files(params, "student_checkpoints", "runs", bad)
+    if typed("teacher_checkpoints", "teachers"):
+        _check_files(params, "teacher_checkpoints", "teachers", bad)
+    if typed("teacher_options", "teachers"):
+        for name, options in params.teacher_options.items():
+            if name not in params.teachers:
+                bad("teacher_options", f"names teacher {name!r} that is not in teachers {params.teachers}")
+                continue
+            allowed = TEACHERS[name].options()
+            if not isinstance(options, dict) or set(options) - set(allowed):
+                bad("teacher_options", f"{name!r} takes a mapping of its options {sorted(allowed)}")
+                continue
+            for option, value in options.items():
+                if type(value) is not type(allowed[option]):
+                    bad("teacher_options", f"{name}.{option} must be {type(allowed[option]).__name__}")
+    if typed("teacher_mode") and params.teacher_mode not in TEACHER_MODES:
+        bad("teacher_mode", f"must be one of {TEACHER_MODES}")
+
+    if typed("coarse_method") and params.coarse_method not in COARSE_METHODS:
+        bad("coarse_method", f"must be one of {COARSE_METHODS}")
+    if typed("fine_method") and params.fine_method not in FINE_METHODS:
+        bad("fine_method", f"must be one of {FINE_METHODS}")
+    if typed("loss_weights"):
+        if set(params.loss_weights) - set(LOSS_WEIGHT_NAMES):
+            bad("loss_weights", "may only set 'contrastive', 'coarse' and 'fine'")
+        for name, weight in params.loss_weights.items():
+            if name in LOSS_WEIGHT_NAMES and not (_is_a(weight, float) and _in_range(weight, 0, inclusive=True)):
+                bad("loss_weights", f"{name} must be a number ≥ 0", weight)
+    return problems
+
+
+def _run_problems(params: Params, source: str, teachers_typed: bool) -> list[str]:
+    """Problems of `runs`: known bases, teachers after ':' only for TeachCLIP runs and only from
+    `teachers`, a teacher for every TeachCLIP run, no run twice."""
+    def line(why: str) -> str:
+        return f"{source}: params key 'runs' {why}, got {params.runs!r}"
+
+    if not all(isinstance(run, str) for run in params.runs):
+        return [line("must be a list of run names")]
+    problems = []
     for run in params.runs:
         base, _, taught_by = run.partition(":")
         if base not in TEACHCLIP_RUNS:
-            raise bad("runs", f"may only name {TEACHCLIP_RUNS}, a TeachCLIP run optionally followed by "
-                              f"':teacher+teacher' (e.g. teachclip:xclip+ts2net)")
-        if taught_by and not base.startswith("teachclip"):
-            raise bad("runs", f"{run!r}: only teachclip runs take ':teacher+teacher'")
-        if taught_by and any(t not in params.teachers for t in taught_by.split("+")):
-            raise bad("runs", f"{run!r}: the teachers after ':' must each be one of teachers {params.teachers}")
+            problems.append(line(f"may only name {TEACHCLIP_RUNS}, a TeachCLIP run optionally followed by "
+                                 f"':teacher+teacher' (e.g. teachclip:xclip+ts2net)"))
+        elif taught_by and not base.startswith("teachclip"):
+            problems.append(line(f"{run!r}: only teachclip runs take ':teacher+teacher'"))
+        elif teachers_typed and taught_by and any(t not in params.teachers for t in taught_by.split("+")):
+            problems.append(line(f"{run!r}: the teachers after ':' must each be one of teachers {params.teachers}"))
+        elif teachers_typed and base.startswith("teachclip") and not taught_by and not params.teachers:
+            problems.append(line(f"{run!r}: is taught by every teacher of teachers, and teachers is empty"))
     if len(set(params.runs)) != len(params.runs):
-        raise bad("runs", "must not name a run twice")
-    unknown = sorted(set(params.student_checkpoints) - set(params.runs))
+        problems.append(line("must not name a run twice"))
+    return problems
+
+
+def _check_files(params: Params, key: str, names_key: str, bad) -> None:
+    """A {run or teacher: file} mapping: its keys are in `names_key`, its values non-empty paths."""
+    files, names = getattr(params, key), getattr(params, names_key)
+    unknown = sorted(set(files) - set(names))
     if unknown:
-        raise bad("student_checkpoints", f"names runs {unknown} that are not in runs {params.runs}")
-    unknown = sorted(set(params.teacher_checkpoints) - set(params.teachers))
-    if unknown:
-        raise bad("teacher_checkpoints", f"names teachers {unknown} that are not in teachers {params.teachers}")
-    for name, options in params.teacher_options.items():
-        if name not in params.teachers:
-            raise bad("teacher_options", f"names teacher {name!r} that is not in teachers {params.teachers}")
-        allowed = TEACHERS[name].options()
-        if not isinstance(options, dict) or set(options) - set(allowed):
-            raise bad("teacher_options", f"{name!r} takes a mapping of its options {sorted(allowed)}")
-        for option, value in options.items():
-            if type(value) is not type(allowed[option]):
-                raise bad("teacher_options", f"{name}.{option} must be {type(allowed[option]).__name__}")
-    if params.teacher_mode not in TEACHER_MODES:
-        raise bad("teacher_mode", f"must be one of {TEACHER_MODES}")
-    if not params.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in params.seeds):
-        raise bad("seeds", "must be a non-empty list of integers")
-    unknown_weights = set(params.loss_weights) - {"contrastive", "coarse", "fine"}
-    if unknown_weights:
-        raise bad("loss_weights", "may only set 'contrastive', 'coarse' and 'fine'")
+        bad(key, f"names {names_key} {unknown} that are not in {names_key} {names}")
+    for name, path in files.items():
+        if not isinstance(path, str) or not path:
+            bad(key, f"{name} must be a file path", path)
+
+
+def _in_range(value: float, low: float, inclusive: bool) -> bool:
+    return math.isfinite(value) and (value >= low if inclusive else value > low)
+
+
+def _is_nonfinite(value: float) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _is_device(device: str) -> bool:
+    if device == "auto":
+        return True
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:

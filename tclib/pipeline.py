@@ -16,6 +16,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import open_clip
@@ -33,7 +34,7 @@ from .params import Params
 from .plots import attention_figure, pearson
 from .scoring import (CachedTeacherScores, OnlineTeacherScores, cache_size, file_sha256, read_teacher_features,
                       strings_sha256, write_teacher_features)
-from .stages import Stage, fingerprint, read_record
+from .stages import Stage, file_identity, fingerprint, read_record
 from .teaching import ContrastiveObjective, TeachingObjective
 from .train import TrainConfig, resolve_device, seed_everything, train
 
@@ -50,18 +51,10 @@ RUNS = {
 TEACHER_NAMES = {"xclip": "X-CLIP", "ts2net": "TS2-Net", "xpool": "X-Pool"}
 TEACHER_LABELS = {name: f"{label} (teacher)" for name, label in TEACHER_NAMES.items()}
 
-DATA_KEYS = ["dataset", "data_root", "videos_dir", "train_split", "test_split", "data_options", "synthetic",
-             "synthetic_train_videos", "synthetic_test_videos", "synthetic_frame_size", "synthetic_seed",
-             "max_words", "max_frames", "framerate", "slice_framepos", "clip_model"]
-BACKBONE_KEYS = ["clip_model", "clip_pretrained", "pretrain_steps", "pretrain_batch_size", "pretrain_lr"]
-TRAIN_KEYS = ["epochs", "batch_size", "lr", "clip_lr_scale", "afa_lr_scale", "weight_decay", "warmup_proportion",
-              "grad_clip", "beta", "temporal_layers", "afa_temperature", "mask_padded_frames"]
-TEACHING_KEYS = ["coarse_method", "fine_method", "loss_weights", "teacher_mode"]
 # What the models compute beyond the params (padded slots zero in normalized space, frame positions
-# sized by the context length): part of every model stage's fingerprint, so older outputs rerun.
+# sized by the context length, the teacher cache's format): part of every model stage's inputs.
 MODEL_FORMAT = 2
 TEACHER_FEATURES_FORMAT = "float16 memmap, training videos only"
-TEACHER_KEYS = ["teacher_epochs", "teacher_lr"]
 
 
 def run_spec(run: str) -> dict:
@@ -101,13 +94,16 @@ def image_size_of(model_name: str) -> int:
 
 @dataclass
 class Data:
-    """What the later stages read: annotation tables, the frame cache, and the backbone to start from."""
+    """What the later stages read: annotation tables, the frame cache, the backbone to start from,
+    and the identities that the stages' fingerprints are made of."""
 
     train: pd.DataFrame
     test: pd.DataFrame
     cache: FrameCache | DecodedFrames
-    clip_pretrained: str
-    fingerprint: str
+    clip_pretrained: str  # the params' own value, or the pretrained demo backbone's file
+    frames_fingerprint: str  # sampling, video files and segments (and the synthetic set's params)
+    train_fingerprint: str  # the frames, and the (video, caption) pairs actually used for training
+    backbone_fingerprint: str  # the CLIP weights every model starts from
 
 
 def prepare_data(P: Params) -> Data:
@@ -116,27 +112,80 @@ def prepare_data(P: Params) -> Data:
     if P.synthetic:
         write_synthetic_msrvtt(root, n_train=P.synthetic_train_videos, n_test=P.synthetic_test_videos,
                                size=P.synthetic_frame_size, seed=P.synthetic_seed, workers=P.decode_workers)
-    videos_dir = P.videos_dir or None
-    train_df, test_df = (annotations(P, split, videos_dir) for split in (P.train_split, P.test_split))
-    videos = {}
-    for row in pd.concat([train_df, test_df]).itertuples(index=False):
-        videos[row.clip_id] = row.video_path if pd.isna(row.start) else (row.video_path, int(row.start), int(row.end))
+    train_df, test_df = read_splits(P)
+    videos = video_specs(train_df, test_df)
     sampling = dict(max_frames=P.max_frames, image_size=image_size_of(P.clip_model), framerate=P.framerate,
                     slice_framepos=P.slice_framepos, workers=P.decode_workers)
+    frames_fp = frames_fingerprint(P, videos)
     if P.frame_cache:
-        cache = build_frame_cache(videos, P.exp_dir / "frames", **sampling)
+        cache = build_frame_cache(videos, frames_dir(P, frames_fp), **sampling)
     else:
         cache = DecodedFrames(videos, **sampling)
     failed = set(cache.failed)
     if failed:
         log.warning("%d videos could not be decoded (see %s); their captions are left out",
-                    len(failed), P.exp_dir / "frames" / "failures.csv")
-        train_df = train_df[~train_df.clip_id.isin(failed)].reset_index(drop=True)
-        test_df = test_df[~test_df.clip_id.isin(failed)].reset_index(drop=True)
-    data_fp = fingerprint(P.values(DATA_KEYS))
-    clip_pretrained = pretrain_backbone(P, data_fp)
-    data_fp = fingerprint(data_fp, clip_pretrained, P.values(BACKBONE_KEYS))
-    return Data(train_df, test_df, cache, clip_pretrained, data_fp)
+                    len(failed), frames_dir(P, frames_fp) / "failures.csv")
+    train_df = train_df[~train_df.clip_id.isin(failed)].reset_index(drop=True)
+    test_df = test_df[~test_df.clip_id.isin(failed)].reset_index(drop=True)
+    clip_pretrained = pretrain_backbone(P)
+    return Data(train_df, test_df, cache, clip_pretrained, frames_fp, train_fingerprint(frames_fp, train_df),
+                backbone_fingerprint(P))
+
+
+def read_splits(P: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    videos_dir = P.videos_dir or None
+    return annotations(P, P.train_split, videos_dir), annotations(P, P.test_split, videos_dir)
+
+
+def video_specs(*tables: pd.DataFrame) -> dict:
+    """clip id -> video file, or (file, start, end) for a segment, over the rows of `tables`."""
+    videos = {}
+    for row in pd.concat(tables).itertuples(index=False):
+        videos[row.clip_id] = row.video_path if pd.isna(row.start) else (row.video_path, int(row.start), int(row.end))
+    return videos
+
+
+def frames_fingerprint(P: Params, videos: dict) -> str:
+    """What the frame cache holds: the sampling, every clip's resolved file and segment, and for the
+    synthetic set the parameters that make its files (same names, other content)."""
+    resolved = {clip: [str(Path(v if isinstance(v, str) else v[0]).resolve()), *([] if isinstance(v, str) else v[1:])]
+                for clip, v in videos.items()}
+    synthetic = P.values(["synthetic_train_videos", "synthetic_test_videos", "synthetic_frame_size",
+                          "synthetic_seed"]) if P.synthetic else None
+    return fingerprint(P.values(["max_frames", "framerate", "slice_framepos"]), image_size_of(P.clip_model),
+                       resolved, synthetic)
+
+
+def train_fingerprint(frames_fp: str, train: pd.DataFrame) -> str:
+    """The training data as the models see it: the frames and each (video, caption) pair, in order."""
+    return fingerprint(frames_fp, list(zip(train.clip_id, train.caption)))
+
+
+def frames_dir(P: Params, frames_fp: str) -> Path:
+    return P.exp_dir / "frames" / frames_fp
+
+
+def clip_source(P: Params) -> Any:
+    """The identity of clip_pretrained: a pretrained tag as it is, a local file by path, size and time."""
+    pretrained = P.clip_pretrained
+    if pretrained and (Path(pretrained).exists() or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}):
+        return file_identity(pretrained)
+    return pretrained
+
+
+def backbone_inputs(P: Params) -> dict:
+    """What the demo's backbone pretraining reads."""
+    return {"format": MODEL_FORMAT, "clip_model": P.clip_model, "clip_pretrained": clip_source(P),
+            "pretrain_steps": P.pretrain_steps, "pretrain_batch_size": P.pretrain_batch_size,
+            "pretrain_lr": P.pretrain_lr, "max_words": P.max_words, "synthetic_frame_size": P.synthetic_frame_size,
+            "synthetic_seed": P.synthetic_seed}
+
+
+def backbone_fingerprint(P: Params) -> str:
+    """The CLIP weights every model starts from: the pretraining stage's, or the params' own."""
+    if P.pretrain_steps > 0:
+        return Stage(P.exp_dir / "backbone", backbone_inputs(P)).fingerprint
+    return fingerprint(P.clip_model, clip_source(P))
 
 
 def annotations(P: Params, split: str, videos_dir: str | None) -> pd.DataFrame:
@@ -163,13 +212,12 @@ class ImageCaptionDataset(Dataset):
                 "caption_index": i, "video_index": i}
 
 
-def pretrain_backbone(P: Params, data_fp: str) -> str:
+def pretrain_backbone(P: Params) -> str:
     """The demo's stand-in for CLIP's web pretraining: contrastive training on synthetic image-caption
     pairs. Returns the clip_pretrained value later stages use (the params' own when there is none)."""
     if P.pretrain_steps <= 0:
         return P.clip_pretrained
-    stage = Stage(P.exp_dir / "backbone", fingerprint(data_fp, P.values(BACKBONE_KEYS),
-                                                      P.synthetic_frame_size))
+    stage = Stage(P.exp_dir / "backbone", backbone_inputs(P))
     path = stage.directory / "clip.pt"
     if stage.done():
         return str(path)
@@ -213,20 +261,37 @@ def _train_config(P: Params, seed: int, epochs: int, lr: float) -> TrainConfig:
                        num_workers=P.num_workers, device=P.device)
 
 
-def teacher_dir(P: Params, name: str, seed: int) -> Path:
-    return P.exp_dir / "teachers" / name / f"seed{seed}"
+def training_inputs(P: Params, epochs: int, lr: float) -> dict:
+    """What the training loop reads of the params (not the device nor the loader's workers: they
+    change how fast, not what)."""
+    return {"epochs": epochs, "lr": lr, "batch_size": P.batch_size, "clip_lr_scale": P.clip_lr_scale,
+            "weight_decay": P.weight_decay, "warmup_proportion": P.warmup_proportion, "grad_clip": P.grad_clip,
+            "beta": P.beta}
+
+
+def teacher_stage(P: Params, data: Data, name: str, seed: int) -> Stage:
+    """A teacher, loaded from its checkpoint (one for every seed) or trained here (one per seed)."""
+    inputs = {"format": MODEL_FORMAT, "teacher": name, "backbone": data.backbone_fingerprint,
+              "max_words": P.max_words, "max_frames": P.max_frames, "temporal_layers": P.temporal_layers,
+              "mask_padded_frames": P.mask_padded_frames, "options": P.teacher_options.get(name, {})}
+    checkpoint = P.teacher_checkpoints.get(name, "")
+    if checkpoint:
+        inputs["checkpoint"] = file_identity(checkpoint)
+    else:
+        inputs.update(seed=seed, train_data=data.train_fingerprint,
+                      training=training_inputs(P, P.teacher_epochs, P.teacher_lr))
+    return Stage(P.exp_dir / "teachers" / name, inputs)
+
+
+def teacher_features_dir(P: Params, data: Data, name: str, seed: int) -> Path:
+    """Where the teacher's feature cache of this training set lives, inside the teacher's folder."""
+    key = fingerprint(data.train_fingerprint, TEACHER_FEATURES_FORMAT)
+    return teacher_stage(P, data, name, seed).directory / "features" / key
 
 
 def new_teacher(P: Params, data: Data, name: str) -> Teacher:
     return build_teacher(name, load_clip(P.clip_model, data.clip_pretrained), P.max_words, P.max_frames,
                          P.temporal_layers, mask_padding=P.mask_padded_frames, **P.teacher_options.get(name, {}))
-
-
-def teacher_fingerprint(P: Params, data: Data, name: str, seed: int) -> str:
-    checkpoint = P.teacher_checkpoints.get(name, "")
-    source = (str(Path(checkpoint).resolve()), P.values(["temporal_layers", "mask_padded_frames"])) if checkpoint \
-        else P.values(TRAIN_KEYS + TEACHER_KEYS)
-    return fingerprint(data.fingerprint, seed, name, MODEL_FORMAT, source, P.teacher_options.get(name, {}))
 
 
 def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
@@ -237,20 +302,19 @@ def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
     out = {}
     for name in P.teachers:
         for seed in P.seeds:
-            directory = teacher_dir(P, name, seed)
+            stage = teacher_stage(P, data, name, seed)
             checkpoint = P.teacher_checkpoints.get(name, "")
-            stage = Stage(directory, teacher_fingerprint(P, data, name, seed))
-            out[(name, seed)] = directory
+            out[(name, seed)] = stage.directory
             teacher = None
             if not stage.done():
                 seed_everything(seed)
                 teacher = new_teacher(P, data, name)
                 if checkpoint:
                     load_checkpoint(teacher, checkpoint)
-                    save_checkpoint(teacher.state_dict(), directory / "run" / "model.pt")
+                    save_checkpoint(teacher.state_dict(), stage.directory / "run" / "model.pt")
                 else:
                     config = _train_config(P, seed, P.teacher_epochs, P.teacher_lr)
-                    teacher = train(teacher, dataset, ContrastiveObjective(P.beta), config, directory / "run",
+                    teacher = train(teacher, dataset, ContrastiveObjective(P.beta), config, stage.directory / "run",
                                     desc=f"{name} seed {seed}")
                 stage.finish(checkpoint=checkpoint or "trained here")
             if P.teacher_mode == "cached":
@@ -260,8 +324,9 @@ def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
 
 def teacher_cache_manifest(P: Params, data: Data, name: str, seed: int, dataset: PairDataset) -> dict:
     """What a teacher feature cache must have been computed from, field by field."""
-    return {"teacher": name, "checkpoint_sha256": file_sha256(teacher_dir(P, name, seed) / "run" / "model.pt"),
-            "clip_model": P.clip_model, "clip_pretrained": data.clip_pretrained,
+    model = teacher_stage(P, data, name, seed).directory / "run" / "model.pt"
+    return {"teacher": name, "checkpoint_sha256": file_sha256(model),
+            "clip_model": P.clip_model, "backbone": data.backbone_fingerprint,
             "sampling": {"max_frames": P.max_frames, "framerate": P.framerate, "slice_framepos": P.slice_framepos,
                          "image_size": image_size_of(P.clip_model)},
             "max_words": P.max_words, "mask_padded_frames": P.mask_padded_frames,
@@ -272,8 +337,8 @@ def teacher_cache_manifest(P: Params, data: Data, name: str, seed: int, dataset:
 
 def cache_teacher_features(P: Params, data: Data, name: str, seed: int, dataset: PairDataset,
                            teacher: Teacher | None, device: torch.device) -> Path:
-    """The teacher's feature cache of the training set (`features/`), written unless it is there already."""
-    directory = teacher_dir(P, name, seed) / "features"
+    """The teacher's feature cache of the training set, written unless it is there already."""
+    directory = teacher_features_dir(P, data, name, seed)
     manifest = teacher_cache_manifest(P, data, name, seed, dataset)
     if (directory / "manifest.json").is_file():
         read_teacher_features(directory, manifest)  # refuses a cache made for anything else
@@ -286,15 +351,38 @@ def cache_teacher_features(P: Params, data: Data, name: str, seed: int, dataset:
 
 def load_teacher(P: Params, data: Data, name: str, seed: int) -> Teacher:
     teacher = new_teacher(P, data, name)
-    load_checkpoint(teacher, teacher_dir(P, name, seed) / "run" / "model.pt")
+    load_checkpoint(teacher, teacher_stage(P, data, name, seed).directory / "run" / "model.pt")
     return teacher.eval()
 
 
 # -------------------------------------------------------------------------------------- students
 
 
-def student_dir(P: Params, run: str, seed: int) -> Path:
-    return P.exp_dir / "students" / run / f"seed{seed}"
+def student_stage(P: Params, data: Data, run: str, seed: int) -> Stage:
+    """A student run for one seed. What it reads depends on the run: a meanP student with frozen
+    CLIP towers has nothing to train and reads only the backbone (one model for every seed); the
+    temporal head, AFA, and teaching add what they read; a taught student reads its teachers'
+    fingerprints."""
+    spec = run_spec(run)
+    inputs = {"format": MODEL_FORMAT, "temporal": spec["temporal"], "afa": spec["afa"],
+              "backbone": data.backbone_fingerprint}
+    if spec["temporal"] == "seqTransf":
+        inputs["temporal_layers"] = P.temporal_layers
+    if spec["afa"]:
+        inputs.update(afa_temperature=P.afa_temperature, mask_padded_frames=P.mask_padded_frames)
+    if P.clip_lr_scale > 0 or spec["temporal"] != "meanP" or spec["afa"]:  # something to train
+        inputs.update(seed=seed, train_data=data.train_fingerprint, max_words=P.max_words,
+                      training=training_inputs(P, P.epochs, P.lr))
+        if spec["afa"]:
+            inputs["training"]["afa_lr_scale"] = P.afa_lr_scale
+    if spec["coarse"]:
+        used = {"contrastive", "coarse", "fine"} if spec["fine"] else {"contrastive", "coarse"}
+        inputs.update(teachers={t: teacher_stage(P, data, t, seed).fingerprint for t in run_teachers(P, run)},
+                      teacher_mode=P.teacher_mode, coarse_method=P.coarse_method,
+                      loss_weights={k: v for k, v in P.loss_weights.items() if k in used})
+        if spec["fine"]:
+            inputs["fine_method"] = P.fine_method
+    return Stage(P.exp_dir / "students" / run, inputs)
 
 
 def new_student(P: Params, data: Data, run: str) -> CLIP4Clip:
@@ -315,7 +403,7 @@ def teacher_scores(P: Params, data: Data, names: list[str], seed: int, device: t
     if P.teacher_mode == "online":
         return OnlineTeacherScores(teachers)
     dataset = train_dataset(P, data)
-    features = [read_teacher_features(teacher_dir(P, t, seed) / "features",
+    features = [read_teacher_features(teacher_features_dir(P, data, t, seed),
                                       teacher_cache_manifest(P, data, t, seed, dataset)) for t in names]
     return CachedTeacherScores(teachers, features)
 
@@ -331,10 +419,7 @@ def train_students(P: Params, data: Data) -> None:
             continue
         spec, names = run_spec(run), run_teachers(P, run)
         for seed in P.seeds:
-            teachers_fp = [read_record(teacher_dir(P, t, seed)).get("fingerprint") for t in names]
-            stage = Stage(student_dir(P, run, seed),
-                          fingerprint(data.fingerprint, run, seed, teachers_fp, MODEL_FORMAT,
-                                      P.values(TRAIN_KEYS + TEACHING_KEYS)))
+            stage = student_stage(P, data, run, seed)
             if stage.done():
                 continue
             if names:
@@ -353,9 +438,27 @@ def train_students(P: Params, data: Data) -> None:
 def load_student(P: Params, data: Data, run: str, seed: int | None) -> CLIP4Clip:
     """A trained student, or the file student_checkpoints gives for `run` (reference key names accepted)."""
     student = new_student(P, data, run)
-    path = P.student_checkpoints.get(run) or student_dir(P, run, seed) / "run" / "model.pt"
+    path = P.student_checkpoints.get(run) or student_stage(P, data, run, seed).directory / "run" / "model.pt"
     load_checkpoint(student, path)
     return student.eval()
+
+
+def stage_plan(P: Params, data: Data) -> dict[str, Path]:
+    """Every stage folder this params file's run reads or writes, by a readable key
+    ("frames", "backbone", "teachers/xclip/seed0", "teacher-features/xclip/seed0", "students/teachclip/seed0")."""
+    plan = {"frames": frames_dir(P, data.frames_fingerprint)}
+    if P.pretrain_steps > 0:
+        plan["backbone"] = Stage(P.exp_dir / "backbone", backbone_inputs(P)).directory
+    for name in P.teachers:
+        for seed in P.seeds:
+            plan[f"teachers/{name}/seed{seed}"] = teacher_stage(P, data, name, seed).directory
+            if P.teacher_mode == "cached":
+                plan[f"teacher-features/{name}/seed{seed}"] = teacher_features_dir(P, data, name, seed)
+    for run in P.runs:
+        if run not in P.student_checkpoints:
+            for seed in P.seeds:
+                plan[f"students/{run}/seed{seed}"] = student_stage(P, data, run, seed).directory
+    return plan
 
 
 # ------------------------------------------------------------------------------------ evaluation
@@ -546,15 +649,16 @@ def teacher_summary(P: Params, teachers: dict[tuple[str, int], Path]) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def plot_training_curves(P: Params, kind: str = "students") -> None:
-    """Loss per epoch of every run under results/<exp>/<kind>/ (from each run's history.json)."""
+def plot_training_curves(P: Params, data: Data, kind: str = "students") -> None:
+    """Loss per epoch of every run of this params file's `kind` ("students" or "teachers")."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for history in sorted((P.exp_dir / kind).glob("*/seed*/run/history.json")):
-        run, seed = history.parts[-4], history.parts[-3]
-        losses = json.loads(history.read_text())["epoch_loss"]
-        ax.plot(range(1, len(losses) + 1), losses, marker=".", label=f"{run} {seed}")
+    for key, directory in stage_plan(P, data).items():
+        history = directory / "run" / "history.json"
+        if key.startswith(f"{kind}/") and history.is_file():
+            losses = json.loads(history.read_text())["epoch_loss"]
+            ax.plot(range(1, len(losses) + 1), losses, marker=".", label=key.removeprefix(f"{kind}/"))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
     ax.legend(fontsize=7, ncol=2)

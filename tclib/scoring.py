@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import CheckpointError
-from .models.teachers import Features, Teacher, select
+from .models.teachers import Features, Teacher
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,16 @@
-"""Stage records: a stage's output directory holds `stage.json` with the fingerprint of its inputs.
+"""Stage records: each stage's outputs live in a folder named by the fingerprint of what it reads.
 
-A stage is skipped when its record is there with the same fingerprint. When the fingerprint
-differs (params or an upstream stage changed), the old outputs are removed and the stage runs
-again; an interrupted stage has no record yet, so it runs again and resumes from whatever its
-own checkpoints saved.
+A stage is described by its inputs: a flat mapping of exactly what it reads (its own parameters,
+resolved paths or file identities, the identity of the data it consumed, the fingerprints of the
+stages it consumes). Its outputs go to `<base>/<fingerprint>/`, and `stage.json` there records the
+fingerprint and the inputs once the stage has finished. So:
+
+- a stage whose folder has a record is done, and is skipped;
+- a stage whose inputs changed gets a new folder: the outputs of the earlier inputs are kept beside
+  it, untouched, and switching back to the earlier params finds them again (`tclib clean` removes
+  the folders no params file refers to);
+- an interrupted stage has a folder without a record: the next run continues in it, resuming from
+  whatever its own checkpoints saved.
 """
 
 from __future__ import annotations
@@ -12,11 +19,14 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from .files import atomic_path
 
 log = logging.getLogger(__name__)
+
+RECORD = "stage.json"
 
 
 def fingerprint(*parts: Any) -> str:
@@ -24,31 +34,46 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def file_identity(path: str | os.PathLike) -> dict[str, Any]:
+    """What identifies a file's content cheaply: its resolved path, size and modification time (a
+    path spelled another way gives the same identity; a file replaced in place gives another)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        return {"path": str(path), "missing": True}
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 class Stage:
-    def __init__(self, directory: str | Path, fingerprint: str) -> None:
-        self.directory = Path(directory)
-        self.fingerprint = fingerprint
-        self.record = self.directory / "stage.json"
+    """One stage's folder, `<base>/<fingerprint of inputs>/`."""
+
+    def __init__(self, base: str | Path, inputs: Mapping[str, Any]) -> None:
+        self.base = Path(base)
+        self.inputs = json.loads(json.dumps(dict(inputs), sort_keys=True, default=str))
+        self.fingerprint = fingerprint(self.inputs)
+        self.directory = self.base / self.fingerprint
+        self.record = self.directory / RECORD
 
     def done(self) -> bool:
-        """True when the stage finished with the same inputs; clears stale outputs otherwise."""
+        """True when the stage finished with these inputs; otherwise creates its folder (kept if there)."""
         if self.record.is_file():
-            recorded = json.loads(self.record.read_text()).get("fingerprint")
-            if recorded == self.fingerprint:
-                return True
-            log.warning("%s: inputs changed since it ran (%s -> %s), running it again",
-                        self.directory, recorded, self.fingerprint)
-            shutil.rmtree(self.directory)
+            return True
+        others = sorted(p.parent.name for p in self.base.glob(f"*/{RECORD}")) if self.base.is_dir() else []
+        if self.directory.is_dir():
+            log.info("%s: continuing the unfinished run in %s", self.base, self.directory.name)
+        elif others:
+            log.info("%s: inputs differ from the finished run(s) %s (kept); running with inputs %s",
+                     self.base, ", ".join(others), self.fingerprint)
         self.directory.mkdir(parents=True, exist_ok=True)
         return False
 
     def finish(self, **info: Any) -> None:
-        tmp = self.record.with_name("stage.json.tmp")
-        tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "info": info}, indent=2, default=str))
-        os.replace(tmp, self.record)
+        with atomic_path(self.record) as tmp:
+            tmp.write_text(json.dumps({"fingerprint": self.fingerprint, "inputs": self.inputs, "info": info},
+                                      indent=2, default=str))
 
 
 def read_record(directory: str | Path) -> dict[str, Any]:
-    """What a finished stage recorded in `directory`: {"fingerprint", "info"} ({} when unfinished)."""
-    record = Path(directory) / "stage.json"
+    """What a finished stage recorded in `directory`: {"fingerprint", "inputs", "info"} ({} when unfinished)."""
+    record = Path(directory) / RECORD
     return json.loads(record.read_text()) if record.is_file() else {}

@@ -1,4 +1,5 @@
-"""Params files: validation errors name the file and the key; every shipped file loads."""
+"""Params files: validation errors name the file and the key, every problem at once, one line each;
+every shipped file loads."""
 
 from pathlib import Path
 
@@ -92,3 +93,106 @@ def test_a_run_can_name_its_teachers(tmp_path):
                     "teacher_options: {ts2net: {noisy_selection: true}, xpool: {heads: 2, dropout: 0.1}}\n")
     params = load_params(path)
     assert params.runs[1] == "teachclip:xclip+ts2net" and params.student_checkpoints == {"teachclip": "pytorch_model.bin.4"}
+
+
+def test_every_problem_is_reported_at_once_one_line_each(tmp_path):
+    path = tmp_path / "many.yaml"
+    path.write_text("exp: many\nlearning_rate: 0.1\nepochs: 0\nbatch_size: two\nlr: -1\nwarmup_proportion: 1\n"
+                    "seeds: [3, 3]\nteachers: [xclip]\nruns: [teachclip, 'teachclip:ts2net']\n"
+                    "loss_weights: {coarse: -1, fine: 2}\ndata_options: {train_csv: a.csv, shuffle: true}\n")
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}: unknown params key(s) 'learning_rate'; known keys are listed in tclib/params.py",
+        f"{path}: params key 'batch_size' must be int, got str 'two'",
+        f"{path}: params key 'seeds' must be distinct, got [3, 3]",
+        f"{path}: params key 'data_options' names options ['shuffle'] that msrvtt does not have (it has "
+        "['expand_sentences', 'test_csv', 'train_csv']), got {'train_csv': 'a.csv', 'shuffle': True}",
+        f"{path}: params key 'epochs' must be ≥ 1, got 0",
+        f"{path}: params key 'lr' must be > 0, got -1.0",
+        f"{path}: params key 'warmup_proportion' must be ≥ 0 and < 1, got 1.0",
+        f"{path}: params key 'runs' 'teachclip:ts2net': the teachers after ':' must each be one of teachers "
+        "['xclip'], got ['teachclip', 'teachclip:ts2net']",
+        f"{path}: params key 'loss_weights' coarse must be a number ≥ 0, got -1",
+    ]
+
+
+def test_epochs_zero_is_refused(tmp_path):
+    path = tmp_path / "zero.yaml"
+    path.write_text("epochs: 0\n")
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == f"{path}: params key 'epochs' must be ≥ 1, got 0"
+
+
+@pytest.mark.parametrize("line,why", [
+    ("teacher_epochs: 0", "must be ≥ 1, got 0"),
+    ("batch_size: 0", "must be ≥ 1, got 0"),
+    ("eval_batch_size: -4", "must be ≥ 1, got -4"),
+    ("max_words: 2", "must be ≥ 3, got 2"),
+    ("max_frames: 0", "must be ≥ 1, got 0"),
+    ("framerate: 0", "must be ≥ 1, got 0"),
+    ("decode_workers: 0", "must be ≥ 1, got 0"),
+    ("synthetic_train_videos: 0", "must be ≥ 1, got 0"),
+    ("synthetic_test_videos: 0", "must be ≥ 1, got 0"),
+    ("synthetic_frame_size: 8", "must be ≥ 16, got 8"),
+    ("synthetic_frame_size: 33", "must be even (H.264 yuv420p), got 33"),
+    ("synthetic_seed: -1", "must be ≥ 0, got -1"),
+    ("pretrain_steps: -1", "must be ≥ 0, got -1"),
+    ("pretrain_batch_size: 0", "must be ≥ 1, got 0"),
+    ("temporal_layers: 0", "must be ≥ 1, got 0"),
+    ("plot_videos: -1", "must be ≥ 0, got -1"),
+    ("num_workers: -1", "must be ≥ 0, got -1"),
+    ("lr: 0", "must be > 0, got 0.0"),
+    ("teacher_lr: -0.001", "must be > 0, got -0.001"),
+    ("pretrain_lr: 0", "must be > 0, got 0.0"),
+    ("lr: .nan", "must be a finite number > 0, got nan"),
+    ("lr: .inf", "must be a finite number > 0, got inf"),
+    ("clip_lr_scale: -1", "must be ≥ 0, got -1.0"),
+    ("afa_lr_scale: -0.5", "must be ≥ 0, got -0.5"),
+    ("weight_decay: -0.1", "must be ≥ 0, got -0.1"),
+    ("warmup_proportion: -0.1", "must be ≥ 0 and < 1, got -0.1"),
+    ("grad_clip: -1", "must be ≥ 0, got -1.0"),
+    ("beta: 0", "must be > 0, got 0.0"),
+    ("afa_temperature: 0", "must be > 0, got 0.0"),
+    ("seeds: []", "must be a non-empty list of integers, got []"),
+    ("seeds: [1, two]", "must be a non-empty list of integers, got [1, 'two']"),
+    ("seeds: [-1]", "must each be ≥ 0 and < 2**32, got [-1]"),
+    ("seeds: [0, 1, 0]", "must be distinct, got [0, 1, 0]"),
+    ("exp: ''", "must name a folder under results_dir (not empty, no '/'), got ''"),
+    ("device: gpu0", "must be 'auto' or a torch device such as 'cpu', 'cuda' or 'cuda:1', got 'gpu0'"),
+    ("loss_weights: {fine: fast}", "fine must be a number ≥ 0, got 'fast'"),
+    ("data_options: [a, b]", "must be dict, got list ['a', 'b']"),
+    ("data_options: {expand_sentences: 'no'}", "expand_sentences must be bool, got 'no'"),
+    ("test_split: val", "must be a split of msrvtt: one of ['train', 'test'], got 'val'"),
+    ("runs: [teachclip, 3]", "must be a list of run names, got ['teachclip', 3]"),
+    ("teachers: []\nruns: [teachclip]", "'teachclip': is taught by every teacher of teachers, and teachers is "
+                                        "empty, got ['teachclip']"),
+    ("teacher_checkpoints: {xclip: ''}", "xclip must be a file path, got ''"),
+])
+def test_ranges_and_shapes_of_values(tmp_path, line, why):
+    path = tmp_path / "range.yaml"
+    path.write_text(line + "\n")
+    key = line.splitlines()[-1].split(":")[0]  # the last line's key
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == f"{path}: params key {key!r} {why}"
+
+
+def test_boundary_values_are_accepted(tmp_path):
+    path = tmp_path / "edges.yaml"
+    path.write_text("epochs: 1\nmax_words: 3\npretrain_steps: 0\nnum_workers: 0\nplot_videos: 0\nclip_lr_scale: 0\n"
+                    "weight_decay: 0\nwarmup_proportion: 0\ngrad_clip: 0\nsynthetic_frame_size: 16\n"
+                    "loss_weights: {contrastive: 0, coarse: 1, fine: 0.5}\nseeds: [0, 4294967295]\n"
+                    "device: 'cuda:1'\ntest_split: val\ndataset: activitynet\n")
+    params = load_params(path)
+    assert params.epochs == 1 and params.seeds == [0, 4294967295] and params.test_split == "val"
+
+
+def test_params_built_directly_are_checked_the_same_way():
+    with pytest.raises(ParamsError, match=r"^<params>: params key 'epochs' must be ≥ 1, got 0$"):
+        Params(epochs=0)
+    with pytest.raises(ParamsError) as caught:
+        Params(epochs="five", lr=0.0)
+    assert str(caught.value).splitlines() == ["<params>: params key 'epochs' must be int, got str 'five'",
+                                              "<params>: params key 'lr' must be > 0, got 0.0"]

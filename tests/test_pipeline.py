@@ -110,7 +110,8 @@ def test_a_student_saved_by_the_reference_code_is_evaluated_without_training(dem
                        "temporal.transformer.": "transformerClip.", "afa.fc1.": "frameLinear.",
                        "afa.fc2.": "frameLinear2."}
     state = {}
-    for key, value in torch.load(pipeline.student_dir(params, run, 0) / "run" / "model.pt").items():
+    trained = pipeline.student_stage(params, pipeline.prepare_data(params), run, 0).directory / "run" / "model.pt"
+    for key, value in torch.load(trained).items():
         prefix = next((p for p in reference_names if key.startswith(p)), "")
         state["module." + (reference_names[prefix] + key[len(prefix):] if prefix else key)] = value
     torch.save(state, tmp_path / "pytorch_model.bin.9")
@@ -128,3 +129,42 @@ def test_a_student_saved_by_the_reference_code_is_evaluated_without_training(dem
     for key in ours:
         if key != "score_seconds":
             assert theirs[key] == ours[key], key
+
+
+def test_new_student_epochs_train_only_the_trainable_students_and_clean_removes_them(demo_run, tmp_path,
+                                                                                     monkeypatch):
+    """A changed `epochs` reruns the students that train (not the teachers, not the frozen meanP
+    student) in new folders beside the finished ones; `tclib clean` with the original params file
+    removes the new folders again and keeps every folder the original run reads."""
+    import yaml
+
+    from tclib.clean import clean
+
+    _, params = demo_run
+    trained = []
+    monkeypatch.setattr(pipeline, "train", lambda model, dataset, objective, config, out_dir, desc: trained.append(desc))
+    more_epochs = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "epochs": params.epochs + 1})
+    data = pipeline.prepare_data(more_epochs)
+    finished = pipeline.stage_plan(params, data)
+    pipeline.prepare_teachers(more_epochs, data)
+    pipeline.train_students(more_epochs, data)
+    trainable = ["clip4clip-seqTransf", "teachclip-coarse:xclip", "teachclip:xclip", "teachclip:xclip+ts2net"]
+    assert sorted(trained) == sorted(f"{run} seed {seed}" for run in trainable for seed in params.seeds)
+    records = {"frames": "manifest.json", "teacher-features": "manifest.json"}  # the others: stage.json
+
+    def intact(plan):
+        return all((folder / records.get(key.split("/")[0], "stage.json")).is_file() for key, folder in plan.items())
+
+    assert intact(finished)  # nothing deleted
+
+    original = tmp_path / "small.yaml"
+    original.write_text(yaml.safe_dump(params.to_dict()))
+    new_folders = set(pipeline.stage_plan(more_epochs, data).values()) - set(finished.values())
+    assert len(new_folders) == len(trained)
+    listed = clean([original], dry_run=True)
+    assert {folder for folder, _ in listed.removed} == {f.resolve() for f in new_folders}
+    assert all(folder.exists() for folder in new_folders)  # a dry run removes nothing
+    report = clean([original])
+    assert report.freed > 0 and not any(folder.exists() for folder in new_folders)
+    assert intact(finished)
+    assert clean([original]).removed == []

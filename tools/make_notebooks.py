@@ -33,7 +33,7 @@ NOTEBOOKS = {
                            "that student training scores every batch without running the teachers' towers; "
                            "`teacher_mode: online` runs the teachers on every batch instead, as the reference does.", [
         "teachers = pipeline.prepare_teachers(P, data)\ndisplay(pipeline.teacher_summary(P, teachers))",
-        "pipeline.plot_training_curves(P, kind=\"teachers\")",
+        "pipeline.plot_training_curves(P, data, kind=\"teachers\")",
     ]),
     "03_train_student": ("# 03 · Student training\n"
                          "CLIP4Clip baselines (meanP, seqTransf) and TeachCLIP students (coarse-grained teaching only, "
@@ -42,7 +42,7 @@ NOTEBOOKS = {
                          "`student_checkpoints` (a file of tclib's or of the reference code) are evaluated, not "
                          "trained.", [
         "pipeline.train_students(P, data)",
-        "pipeline.plot_training_curves(P, kind=\"students\")",
+        "pipeline.plot_training_curves(P, data, kind=\"students\")",
     ]),
     "04_evaluate": ("# 04 · Evaluation\n"
                     "Text-to-video and video-to-text retrieval on the test split; `metrics.csv` has one row per model "

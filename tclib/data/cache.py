@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from tclib.data.frames import pad_frames, read_video_frames, sampled_frame_count
 from tclib.data.files import read_json
 from tclib.errors import DataError
+from tclib.files import atomic_path
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
@@ -77,9 +78,8 @@ _Source = tuple[str, "int | None", "int | None"]
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _file_stamp(path: str) -> list[int] | None:
@@ -480,12 +480,11 @@ def build_frame_cache(
             "segments": segments,
         }
         _atomic_write(manifest_path, json.dumps(manifest))
-        with open(cache_dir / "failures.csv.tmp", "w", newline="", encoding="utf-8") as f:
+        with atomic_path(cache_dir / "failures.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["video", "reason"])
             for vid, info in failed.items():
                 writer.writerow([vid, info["reason"]])
-        os.replace(cache_dir / "failures.csv.tmp", cache_dir / "failures.csv")
 
     todo = []
     for row, (vid, source) in enumerate(zip(video_ids, sources)):

@@ -45,6 +45,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tclib.errors import DataError
+from tclib.files import atomic_path
 
 __all__ = [
     "BACKGROUNDS",
@@ -316,23 +317,22 @@ def _encode_mp4(frames: np.ndarray, path: Path, fps: int) -> None:
     """Write RGB frames as H.264 (yuv420p) mp4, atomically (temporary file, then rename)."""
     import av
 
-    tmp = path.with_name(path.stem + ".partial.mp4")
-    container = av.open(str(tmp), mode="w", format="mp4")
-    try:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width = frames.shape[2]
-        stream.height = frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"qp": "0", "preset": "medium"}  # lossless: decoded frames are exactly the rendered ones
-        stream.codec_context.thread_count = 1  # one encoder thread: the same bytes on every run
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+    with atomic_path(path, tag="partial") as tmp:
+        container = av.open(str(tmp), mode="w", format="mp4")
+        try:
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width = frames.shape[2]
+            stream.height = frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"qp": "0", "preset": "medium"}  # lossless: decoded frames are exactly the rendered ones
+            stream.codec_context.thread_count = 1  # one encoder thread: the same bytes on every run
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    finally:
-        container.close()
-    os.replace(tmp, path)
+        finally:
+            container.close()
 
 
 def _decoded_frame_count(path: Path) -> int | None:
@@ -359,9 +359,8 @@ def _write_one(args: tuple[_VideoPlan, str, int]) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _csv_text(header: list[str], rows: list[list[str]]) -> str:

@@ -46,9 +46,37 @@ def load_clip(model_name: str, pretrained: str = "") -> CLIP:
     model names. A model name whose activation disagrees with its weights is an error: open_clip
     itself would only warn, and every feature would drift.
     """
+    is_file = check_clip_choice(model_name, pretrained)
+    state = read_clip_state(pretrained)[0] if is_file else None
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # open_clip warns on root that no weights were loaded
+    try:
+        model = open_clip.create_model(model_name, pretrained=None if is_file else (pretrained or None))
+    finally:
+        root.setLevel(level)
+    if not isinstance(model, CLIP):
+        raise ParamsError(not_a_clip_message(model_name, type(model).__name__))
+    if state is not None:
+        load_clip_state(model, state, source=pretrained)
+    return model.float()
+
+
+def check_clip_choice(model_name: str, pretrained: str) -> bool:
+    """Check a clip_model / clip_pretrained pair without building or downloading anything; return
+    whether `pretrained` is a local file.
+
+    The name must be an open_clip model that open_clip builds as its CLIP class; `pretrained` must be
+    "", a pretrained tag of that model, or an existing file; and the activation the weights were
+    trained with must be the one the name builds (see `check_activation`). A file counts as OpenAI's
+    (QuickGELU) when it is a TorchScript archive, as OpenAI's released files are; other files say
+    nothing about their activation, so the name decides. ParamsError or CheckpointError otherwise.
+    """
     if model_name not in open_clip.list_models():
         raise ParamsError(f"unknown clip_model {model_name!r}; open_clip knows {len(open_clip.list_models())} "
                           f"models (open_clip.list_models()), plus tclib-tiny")
+    model_class = open_clip_class_name(model_name)
+    if model_class != "CLIP":
+        raise ParamsError(not_a_clip_message(model_name, model_class))
     is_file = bool(pretrained) and (Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}
                                     or Path(pretrained).exists())
     if is_file and not Path(pretrained).is_file():
@@ -58,25 +86,32 @@ def load_clip(model_name: str, pretrained: str = "") -> CLIP:
             f"clip_pretrained {pretrained!r} is neither a file nor a pretrained tag of {model_name} "
             f"(tags: {open_clip.list_pretrained_tags_by_model(model_name)})"
         )
-    state, trained_with_quick_gelu = None, None
+    trained_with_quick_gelu = None
     if is_file:
-        state, is_openai_release = read_clip_state(pretrained)
-        trained_with_quick_gelu = True if is_openai_release else None  # other files: the name decides
+        trained_with_quick_gelu = True if is_torchscript_archive(Path(pretrained)) else None
     elif pretrained:
         trained_with_quick_gelu = bool(open_clip.get_pretrained_cfg(model_name, pretrained).get("quick_gelu", False))
     check_activation(model_name, pretrained, trained_with_quick_gelu)
-    root = logging.getLogger()
-    level, root.level = root.level, logging.ERROR  # open_clip warns on root that no weights were loaded
-    try:
-        model = open_clip.create_model(model_name, pretrained=None if is_file else (pretrained or None))
-    finally:
-        root.setLevel(level)
-    if not isinstance(model, CLIP):
-        raise ParamsError(f"clip_model {model_name!r} is a {type(model).__name__}; tclib needs open_clip's CLIP "
-                          "class (a ViT or ResNet image tower and the built-in text transformer)")
-    if state is not None:
-        load_clip_state(model, state, source=pretrained)
-    return model.float()
+    return is_file
+
+
+def open_clip_class_name(model_name: str) -> str:
+    """The class open_clip builds for `model_name`, read from its config: "CLIP", "CustomTextCLIP" (a
+    Hugging Face or custom text tower) or "CoCa" (a multimodal decoder besides)."""
+    config = open_clip.get_model_config(model_name) or {}
+    if not (config.get("custom_text") or "hf_model_name" in config.get("text_cfg", {})):
+        return "CLIP"
+    return "CoCa" if "multimodal_cfg" in config else "CustomTextCLIP"
+
+
+def not_a_clip_message(model_name: str, class_name: str) -> str:
+    return (f"clip_model {model_name!r} is a {class_name}; tclib needs open_clip's CLIP class (a ViT or ResNet "
+            "image tower and the built-in text transformer)")
+
+
+def text_context_length(model_name: str) -> int:
+    """The text tower's context length of an open_clip model (its config's, else open_clip's default 77)."""
+    return int((open_clip.get_model_config(model_name) or {}).get("text_cfg", {}).get("context_length", 77))
 
 
 def config_uses_quick_gelu(model_name: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +9,15 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from ..files import atomic_path
 
 
 def save_checkpoint(obj: Any, path: str | Path) -> Path:
     """torch.save to a temporary file beside `path`, then rename: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

@@ -1,0 +1,114 @@
+"""`tclib clean`: remove the stage folders that no params file refers to any more.
+
+Reruns never delete anything: a stage whose inputs changed writes a new folder beside the old one
+(tclib.stages). This command lists, for each experiment of the given params files, the stage
+folders under results/<exp>/ (frame caches, backbone, teachers and their feature caches,
+students) that none of those params files would read, with their sizes, and removes them unless
+`dry_run`. Executed notebooks, tables and logs are never touched. An experiment whose frame cache
+is not complete yet is skipped whole: what its stages read cannot be known before its data is
+prepared.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data import FrameCache
+from .errors import TclibError
+from .params import Params, load_params
+
+log = logging.getLogger(__name__)
+
+# Stage folders: <exp>/<pattern>, each named by its fingerprint.
+STAGE_FOLDERS = ("frames/*", "backbone/*", "teachers/*/*", "teachers/*/*/features/*", "students/*/*")
+
+
+@dataclass
+class CleanReport:
+    removed: list[tuple[Path, int]] = field(default_factory=list)  # folder, bytes
+    kept: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # experiments left alone, with the reason
+
+    @property
+    def freed(self) -> int:
+        return sum(size for _, size in self.removed)
+
+
+def referenced(P: Params) -> set[Path] | None:
+    """The stage folders the run of `P` reads or writes, or None when its data is not prepared."""
+    from . import pipeline
+
+    train, test = pipeline.read_splits(P)
+    videos = pipeline.video_specs(train, test)
+    frames_fp = pipeline.frames_fingerprint(P, videos)
+    failed: set[str] = set()
+    if P.frame_cache:
+        cache_dir = pipeline.frames_dir(P, frames_fp)
+        if not (cache_dir / "manifest.json").is_file():
+            return None
+        cache = FrameCache(cache_dir)
+        if not cache.complete:
+            return None
+        failed = set(cache.failed)
+    train = train[~train.clip_id.isin(failed)].reset_index(drop=True)
+    data = pipeline.Data(train, test[~test.clip_id.isin(failed)], None, "", frames_fp,
+                         pipeline.train_fingerprint(frames_fp, train), pipeline.backbone_fingerprint(P))
+    return {path.resolve() for path in pipeline.stage_plan(P, data).values()}
+
+
+def stage_folders(exp_dir: Path) -> list[Path]:
+    """Every stage folder under an experiment, parents before the folders inside them."""
+    return sorted({p.resolve() for pattern in STAGE_FOLDERS for p in exp_dir.glob(pattern) if p.is_dir()})
+
+
+def folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def clean(params_files: list[str | Path], dry_run: bool = False) -> CleanReport:
+    """Remove (or with `dry_run`, list) the stage folders that none of `params_files` refers to."""
+    report = CleanReport()
+    wanted: dict[Path, set[Path] | None] = {}  # None: leave the experiment alone
+    for path in params_files:
+        P = load_params(path)
+        exp_dir = P.exp_dir.resolve()
+        if not exp_dir.is_dir():
+            continue
+        try:
+            folders = referenced(P)
+        except TclibError as err:
+            report.skipped.append(f"{exp_dir} ({path}): {err}")
+            wanted[exp_dir] = None
+            continue
+        if folders is None:
+            report.skipped.append(f"{exp_dir} ({path}): its frame cache is not complete; run 01_data_prep first")
+            wanted[exp_dir] = None
+        elif exp_dir not in wanted or wanted[exp_dir] is not None:
+            wanted[exp_dir] = (wanted.get(exp_dir) or set()) | folders
+    for exp_dir, folders in wanted.items():
+        if folders is None:
+            continue
+        for folder in stage_folders(exp_dir):
+            if folder in folders:
+                report.kept.append(folder)
+                continue
+            if not folder.exists():  # inside a folder removed just before
+                continue
+            size = folder_size(folder)
+            report.removed.append((folder, size))
+            if not dry_run:
+                shutil.rmtree(folder)
+    return report
+
+
+def format_report(report: CleanReport, dry_run: bool) -> str:
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb} {folder} ({size / 2**20:.1f} MiB)" for folder, size in report.removed]
+    lines += [f"skipped {reason}" for reason in report.skipped]
+    lines.append(f"{verb} {len(report.removed)} stage folder(s), {report.freed / 2**20:.1f} MiB; "
+                 f"kept {len(report.kept)}")
+    return "\n".join(lines)
+

@@ -1,0 +1,114 @@
+"""Stage folders keyed by what each stage reads: which stages a change of params reruns, that
+nothing finished is deleted, and `tclib clean`."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tclib import pipeline
+from tclib.params import Params
+from tclib.stages import Stage
+
+BASE = dict(exp="inv", data_root="data/inv", synthetic=True, clip_model="tclib-tiny", clip_pretrained="",
+            pretrain_steps=4, seeds=[0, 1], clip_lr_scale=0.0, teachers=["xclip", "ts2net"],
+            runs=["clip4clip-meanP", "clip4clip-seqTransf", "teachclip-coarse:xclip", "teachclip:xclip",
+                  "teachclip:xclip+ts2net"])
+TRAIN = pd.DataFrame({"clip_id": ["video0", "video0", "video1", "video2"],
+                      "caption": ["a red circle", "a circle in red", "a blue square", "a white cross"]})
+
+
+def plan(changes: dict | None = None, failed: tuple[str, ...] = ("video2",)) -> dict[str, Path]:
+    """The stage folders of BASE + `changes`, with the videos in `failed` left out of training,
+    made the way prepare_data makes them."""
+    P = Params.from_mapping({**BASE, **(changes or {})})
+    videos = {v: str(Path(P.data_root) / "videos" / f"{v}.mp4") for v in ["video0", "video1", "video2", "video3"]}
+    frames_fp = pipeline.frames_fingerprint(P, videos)
+    train = TRAIN[~TRAIN.clip_id.isin(failed)]
+    data = pipeline.Data(train, train, None, "", frames_fp, pipeline.train_fingerprint(frames_fp, train),
+                         pipeline.backbone_fingerprint(P))
+    return pipeline.stage_plan(P, data)
+
+
+def changed(after: dict[str, Path], before: dict[str, Path] | None = None) -> set[str]:
+    before = before or plan()
+    return {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+
+
+def stages(*prefixes: str, seeds=(0, 1)) -> set[str]:
+    """Stage keys starting with any of `prefixes`, for every seed."""
+    every = plan().keys()
+    seeded = lambda key: not key[-1].isdigit() or int(key[-1]) in seeds  # noqa: E731 ("frames", "backbone")
+    return {k for k in every if any(k.startswith(p) for p in prefixes) and seeded(k)}
+
+
+TRAINABLE_STUDENTS = ("students/clip4clip-seqTransf/", "students/teachclip")
+TEACHCLIP = ("students/teachclip",)
+TEACHERS = ("teachers/", "teacher-features/")
+
+
+@pytest.mark.parametrize("change,expected", [
+    # the student's training: the trainable students only (the frozen meanP student has nothing to train)
+    ({"epochs": 3}, stages(*TRAINABLE_STUDENTS)),
+    ({"lr": 0.01}, stages(*TRAINABLE_STUDENTS)),
+    ({"clip_lr_scale": 0.001}, stages("students/", "teachers/", "teacher-features/")),
+    # teaching: the TeachCLIP students only, the fine method only those with fine-grained teaching
+    ({"coarse_method": "ce"}, stages(*TEACHCLIP)),
+    ({"fine_method": "pear"}, stages("students/teachclip:")),
+    ({"loss_weights": {"fine": 3.0}}, stages("students/teachclip:")),
+    ({"teacher_mode": "online"}, stages(*TEACHCLIP, "teacher-features/")),
+    ({"afa_temperature": 0.2}, stages(*TEACHCLIP)),
+    ({"afa_lr_scale": 1.0}, stages(*TEACHCLIP)),
+    # teachers, and the students they teach
+    ({"teacher_epochs": 2}, stages(*TEACHERS, *TEACHCLIP)),
+    ({"teacher_lr": 0.01}, stages(*TEACHERS, *TEACHCLIP)),
+    ({"teacher_options": {"ts2net": {"noisy_selection": True}}},
+     stages("teachers/ts2net", "teacher-features/ts2net", "students/teachclip:xclip+ts2net")),
+    ({"teacher_checkpoints": {"xclip": "released/msrvtt-9k_xclip_model.bin"}},
+     stages("teachers/xclip", "teacher-features/xclip", *TEACHCLIP)),
+    ({"temporal_layers": 1}, stages(*TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"mask_padded_frames": True}, stages(*TEACHERS, *TEACHCLIP)),
+    ({"beta": 0.5}, stages(*TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"batch_size": 32}, stages(*TEACHERS, *TRAINABLE_STUDENTS)),
+    # data: frames, and everything trained on them; the backbone reads none of the videos
+    ({"max_frames": 8}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"framerate": 2}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),
+    # the backbone (pretrained on captions of max_words tokens, from the synthetic seed): every model
+    ({"synthetic_seed": 5}, stages("frames", "backbone", *TEACHERS, "students/")),
+    ({"max_words": 16}, stages("backbone", *TEACHERS, "students/")),
+    ({"pretrain_lr": 0.01}, stages("backbone", "students/", *TEACHERS)),
+    # what changes how fast or how it is shown, not what is computed: nothing
+    ({"device": "cpu", "num_workers": 2, "decode_workers": 1, "eval_batch_size": 7, "plot_videos": 1}, set()),
+    ({"data_root": str(Path("data/inv").resolve())}, set()),
+    ({"data_root": "data/../data/inv"}, set()),
+])
+def test_a_change_reruns_exactly_the_stages_that_read_it(change, expected):
+    assert changed(plan(change)) == expected
+
+
+def test_another_seed_adds_its_stages_and_keeps_the_others():
+    new = {k.replace("seed0", "seed2") for k in stages("teachers/", "teacher-features/", "students/", seeds=(0,))}
+    assert changed(plan({"seeds": [0, 1, 2]})) == new
+
+
+def test_a_repaired_video_reruns_everything_trained_on_the_data():
+    # video2 failed to decode in the first run, and decodes after it was repaired
+    assert changed(plan(failed=())) == stages(*TEACHERS, *TRAINABLE_STUDENTS)
+
+
+def test_a_loaded_teacher_is_one_model_for_every_seed():
+    folders = plan({"teacher_checkpoints": {"xclip": "released/msrvtt-9k_xclip_model.bin"}})
+    assert folders["teachers/xclip/seed0"] == folders["teachers/xclip/seed1"]
+    assert folders["teachers/ts2net/seed0"] != folders["teachers/ts2net/seed1"]
+    assert folders["students/clip4clip-meanP/seed0"] == folders["students/clip4clip-meanP/seed1"]  # frozen
+
+
+def test_a_stage_of_other_inputs_is_kept_beside_and_found_again(tmp_path):
+    first = Stage(tmp_path / "students" / "teachclip", {"epochs": 5})
+    assert not first.done()
+    (first.directory / "model.pt").write_text("weights")
+    first.finish()
+    second = Stage(tmp_path / "students" / "teachclip", {"epochs": 3})
+    assert not second.done() and second.directory != first.directory
+    assert (first.directory / "model.pt").read_text() == "weights"  # nothing deleted
+    assert Stage(tmp_path / "students" / "teachclip", {"epochs": 5}).done()  # switching back reuses it
