@@ -65,7 +65,8 @@ def clip_problems(params: Params) -> tuple[list[str], bool, bool]:
     if params.max_words > context:
         lines.append(f"params key 'max_words' must be ≤ {context}, the text context length of clip_model "
                      f"{params.clip_model}, got {params.max_words}")
-    if params.max_frames > context and any(run_spec(run)["temporal"] == "seqTransf" for run in params.runs):
+    seq_transf = any(run_spec(run)["temporal"] == "seqTransf" for run in params.runs) or "xclip" in params.teachers
+    if params.max_frames > context and seq_transf:  # X-CLIP's video vector comes from a seqTransf head too
         lines.append(f"params key 'max_frames' must be ≤ {context}, the frame positions of the seqTransf head "
                      f"(the text context length of clip_model {params.clip_model}), got {params.max_frames}")
     return lines, True, clip_file
