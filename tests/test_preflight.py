@@ -79,9 +79,9 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path):
     (tmp_path / "notes.bin").write_text("not a checkpoint\n")
     path, problems = preflight_of(tmp_path, TINY + f"data_root: {tmp_path}\nteachers: [xclip]\n"
                                                    f"teacher_checkpoints: {{xclip: {tmp_path / 'notes.bin'}}}\n")
-    assert len(problems) == 1 and "\n" not in problems[0]
-    assert problems[0].startswith(f"{path}: params key 'teacher_checkpoints': xclip: {tmp_path / 'notes.bin'}: "
-                                  "not a readable checkpoint: ")
+    assert problems == [f"{path}: params key 'teacher_checkpoints': xclip: {tmp_path / 'notes.bin'}: not a "
+                        "checkpoint: torch.save writes a zip archive or a pickle, this file (17 bytes) starts with "
+                        "b'not '"]
 
 
 def test_unknown_clip_model_is_one_line_and_nothing_is_built(tmp_path, xclip_state, monkeypatch):
@@ -182,7 +182,10 @@ def test_words_and_frames_must_fit_the_text_context(tmp_path):
         f"{path}: params key 'max_frames' must be ≤ 32, the frame positions of the seqTransf head (the text "
         "context length of clip_model tclib-tiny), got 33",
     ]
-    assert preflight_of(tmp_path, text.replace("max_words: 40", "max_words: 32") + "runs: [clip4clip-meanP]\n")[1] == []
+    # no seqTransf head: a meanP student, and TS2-Net (whose positions wrap, as the reference's)
+    fits = text.replace("max_words: 40", "max_words: 32") + "runs: [clip4clip-meanP]\nteachers: [ts2net]\n"
+    assert preflight_of(tmp_path, fits)[1] == []
+    assert preflight_of(tmp_path, fits.replace("[ts2net]", "[ts2net, xclip]"))[1] == problems[1:]  # X-CLIP has one
 
 
 def test_preflight_writes_nothing_and_leaves_the_random_state(tmp_path, xclip_state):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..files import atomic_path
+
+PICKLE_MARK = b"\x80"  # the protocol opcode every pickle of protocol 2 or later starts with
 
 
 def save_checkpoint(obj: Any, path: str | Path) -> Path:
@@ -22,13 +25,21 @@ def save_checkpoint(obj: Any, path: str | Path) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load on the CPU, tensors and plain containers only; CheckpointError naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not zipfile.is_zipfile(path) and not head.startswith(PICKLE_MARK):
+        size = path.stat().st_size
+        raise CheckpointError(f"{path}: not a checkpoint: torch.save writes a zip archive or a pickle, this file "
+                              f"({size} bytes) starts with {head!r}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint: {err}") from err
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(err).__name__}: "
+                              f"{' '.join(str(err).split())[:300]})") from err
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
