@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ParamsError
+from .project import project_root, resolve_path
 
 TEACHCLIP_RUNS = ("clip4clip-meanP", "clip4clip-seqTransf", "teachclip-coarse", "teachclip")
 TEACHER_MODES = ("cached", "online")
@@ -93,7 +94,8 @@ class Params:
 
     # --- evaluation and plots ------------------------------------------------------------------
     eval_batch_size: int = 64
-    plot_videos: int = 4
+    plot_videos: int = 4  # attention.png shows the first caption of this many test videos...
+    plot_video_ids: list = field(default_factory=list)  # ...or of these test videos, by id
 
     def __post_init__(self) -> None:
         check_values(self, source="<params>")
@@ -131,6 +133,32 @@ class Params:
     @property
     def exp_dir(self) -> Path:
         return Path(self.results_dir) / self.exp
+
+    def resolved(self, root: str | Path | None = None) -> "Params":
+        """These params with every path absolute: relative ones joined to the project root (or `root`),
+        see tclib.project. clip_pretrained is a path only when it names a file (a pretrained tag such
+        as "openai" has no '/' and no checkpoint suffix)."""
+        root = Path(root) if root else project_root()
+        values = self.to_dict()
+        for key in PATH_KEYS:
+            values[key] = resolve_path(values[key], root)
+        if _is_file_name(self.clip_pretrained):
+            values["clip_pretrained"] = resolve_path(self.clip_pretrained, root)
+        for key in ("teacher_checkpoints", "student_checkpoints"):
+            values[key] = {name: resolve_path(path, root) if isinstance(path, str) else path
+                           for name, path in values[key].items()}
+        resolved = Params.__new__(Params)
+        for name, value in values.items():
+            object.__setattr__(resolved, name, value)
+        return resolved
+
+
+PATH_KEYS = ("results_dir", "data_root", "videos_dir")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+def _is_file_name(value: str) -> bool:
+    return bool(value) and ("/" in value or value.startswith("~") or value.endswith(CHECKPOINT_SUFFIXES))
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -274,6 +302,8 @@ def value_problems(params: Params, source: str) -> list[str]:
             for option, value in options.items():
                 if type(value) is not type(allowed[option]):
                     bad("teacher_options", f"{name}.{option} must be {type(allowed[option]).__name__}")
+    if typed("plot_video_ids") and not all(isinstance(v, str) and v for v in params.plot_video_ids):
+        bad("plot_video_ids", "must be a list of video ids (strings)")
     if typed("teacher_mode") and params.teacher_mode not in TEACHER_MODES:
         bad("teacher_mode", f"must be one of {TEACHER_MODES}")
 
@@ -347,8 +377,9 @@ def _is_device(device: str) -> bool:
 
 
 def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:
-    """Read a params YAML file, validate it, and apply `overrides` (validated the same way)."""
-    path = Path(path)
+    """Read a params YAML file, validate it, apply `overrides` (validated the same way), and resolve its
+    paths against the project root (tclib.project), as the file itself is found when it is relative."""
+    path = Path(resolve_path(str(path)))
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}")
     try:
@@ -357,4 +388,10 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         raise ParamsError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: must be a mapping of params keys to values, got {type(values).__name__}")
-    return Params.from_mapping({**values, **(overrides or {})}, source=str(path))
+    return Params.from_mapping({**values, **(overrides or {})}, source=str(path)).resolved()
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a params file holds, unvalidated (load_params validates it)."""
+    path = Path(resolve_path(str(path)))
+    return yaml.safe_load(path.read_text()) or {}

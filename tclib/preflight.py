@@ -13,8 +13,8 @@ models is checked here, without downloading or writing anything:
   (a teacher of the params, the student of that run, the CLIP of clip_model), on random weights.
 
 `problems(params, source)` returns one line per problem, each starting with `source` (the params
-file) and naming the key; `check(params, source)` raises PreflightError listing them. Relative
-paths resolve as the pipeline resolves them: against the current folder.
+file) and naming the key; `check(params, source)` raises PreflightError listing them. Params read
+by load_params have absolute paths (relative ones are joined to the project root, tclib.project).
 """
 
 from __future__ import annotations

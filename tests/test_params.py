@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tclib.errors import ParamsError
+from tclib.project import project_root
 from tclib.params import Params, load_params
 
 PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
@@ -92,7 +93,8 @@ def test_a_run_can_name_its_teachers(tmp_path):
                     "'teachclip-coarse:xpool']\nstudent_checkpoints: {teachclip: pytorch_model.bin.4}\n"
                     "teacher_options: {ts2net: {noisy_selection: true}, xpool: {heads: 2, dropout: 0.1}}\n")
     params = load_params(path)
-    assert params.runs[1] == "teachclip:xclip+ts2net" and params.student_checkpoints == {"teachclip": "pytorch_model.bin.4"}
+    assert params.runs[1] == "teachclip:xclip+ts2net"
+    assert params.student_checkpoints == {"teachclip": str(project_root() / "pytorch_model.bin.4")}
 
 
 def test_every_problem_is_reported_at_once_one_line_each(tmp_path):

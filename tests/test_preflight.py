@@ -50,12 +50,12 @@ def test_several_problems_give_one_line_each(in_tmp, xclip_state):
                                   "teacher_checkpoints: {xclip: wrong_key.bin, ts2net: ts2net.bin}\n"
                                   "runs: [teachclip]\nstudent_checkpoints: {teachclip: students/teachclip.bin}\n")
     assert problems == [
-        f"{path}: params key 'data_root': folder not found: data/msrvtt (relative to {in_tmp})",
+        f"{path}: params key 'data_root': folder not found: {in_tmp / 'data/msrvtt'}",
         f"{path}: params key 'videos_dir': folder not found: {in_tmp / 'videos'}",
-        f"{path}: params key 'teacher_checkpoints': ts2net: file not found: ts2net.bin (relative to {in_tmp})",
-        f"{path}: params key 'student_checkpoints': teachclip: file not found: students/teachclip.bin "
-        f"(relative to {in_tmp})",
-        f"{path}: params key 'teacher_checkpoints': xclip: wrong_key.bin: does not fit XCLIP: missing keys "
+        f"{path}: params key 'teacher_checkpoints': ts2net: file not found: {in_tmp / 'ts2net.bin'}",
+        f"{path}: params key 'student_checkpoints': teachclip: file not found: "
+        f"{in_tmp / 'students/teachclip.bin'}",
+        f"{path}: params key 'teacher_checkpoints': xclip: {in_tmp / 'wrong_key.bin'}: does not fit XCLIP: missing keys "
         "['global_mat_weight'] (1 in all); unexpected keys ['global_mat_weights'] (1 in all)",
     ]
     with pytest.raises(PreflightError) as caught:
@@ -159,7 +159,7 @@ def test_a_student_checkpoint_in_the_reference_layout_loads_into_its_run(tmp_pat
 
 def test_data_root_is_needed_unless_synthetic_writes_it(in_tmp):
     path, problems = preflight_of(in_tmp, TINY + "data_root: data/synthetic\n")
-    assert problems == [f"{path}: params key 'data_root': folder not found: data/synthetic (relative to {in_tmp})"]
+    assert problems == [f"{path}: params key 'data_root': folder not found: {in_tmp / 'data/synthetic'}"]
     assert preflight_of(in_tmp, TINY + "data_root: data/synthetic\nsynthetic: true\n")[1] == []
     (in_tmp / "a_file").write_text("")
     path, problems = preflight_of(in_tmp, TINY + f"data_root: {in_tmp / 'a_file'}\n")
@@ -169,8 +169,8 @@ def test_data_root_is_needed_unless_synthetic_writes_it(in_tmp):
     (in_tmp / "tc" / "VideoSet" / "msrvtt1k-train.txt").write_text("video0\n")
     path, problems = preflight_of(in_tmp, TINY + "dataset: teachclip\ndata_root: tc\ntrain_split: msrvtt1k-train\n"
                                                  "test_split: msrvtt1k-test\n")
-    assert problems == [f"{path}: params key 'test_split': no teachclip split 'msrvtt1k-test' under tc "
-                        f"(relative to {in_tmp}) (found: ['msrvtt1k-train'])"]
+    assert problems == [f"{path}: params key 'test_split': no teachclip split 'msrvtt1k-test' under "
+                        f"{in_tmp / 'tc'} (found: ['msrvtt1k-train'])"]
 
 
 def test_words_and_frames_must_fit_the_text_context(tmp_path):
@@ -202,10 +202,10 @@ def test_preflight_writes_nothing_and_leaves_the_random_state(tmp_path, xclip_st
 def test_shipped_params_lack_only_their_data_and_checkpoints_here(path, in_tmp):
     params = load_params(path)
     expected = [] if params.synthetic else [
-        f"{path}: params key 'data_root': folder not found: {params.data_root} (relative to {in_tmp})"]
-    expected += [f"{path}: params key 'teacher_checkpoints': {name}: file not found: {file} (relative to {in_tmp})"
+        f"{path}: params key 'data_root': folder not found: {params.data_root}"]
+    expected += [f"{path}: params key 'teacher_checkpoints': {name}: file not found: {file}"
                  for name, file in params.teacher_checkpoints.items()]
-    expected += [f"{path}: params key 'student_checkpoints': {run}: file not found: {file} (relative to {in_tmp})"
+    expected += [f"{path}: params key 'student_checkpoints': {run}: file not found: {file}"
                  for run, file in params.student_checkpoints.items()]
     assert preflight.problems(params, source=str(path)) == expected
     if path.name == "demo.yaml":
