@@ -31,3 +31,17 @@ def atomic_path(path: str | os.PathLike, tag: str = "tmp") -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> bool:
+    """Write `text` to `path` atomically, unless the file already holds exactly that text (a rerun
+    leaves finished files untouched). Returns whether it wrote."""
+    path, data = Path(path), text.encode("utf-8")
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return True

@@ -20,7 +20,7 @@ from typing import Iterator, TextIO
 
 log = logging.getLogger("tclib")
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as the notebooks log (pipeline.setup_logging)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as the notebooks log (notebook.setup_logging)
 PROGRESS_EVERY = 30.0  # seconds between progress-bar lines in the log file (and in a terminal that is no tty)
 
 

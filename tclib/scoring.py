@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from .progress import progress
 
 from .errors import CheckpointError
 from .models.teachers import Features, Teacher
@@ -54,7 +54,7 @@ def encode_videos(encode, frames, mask, batch_size: int, device: torch.device, d
 @torch.no_grad()
 def iter_encoded_texts(encode, tokens: torch.Tensor, batch_size: int, device: torch.device, desc: str = "texts"):
     """`encode(tokens)` batch by batch, each result moved to the CPU."""
-    for start in tqdm(range(0, len(tokens), batch_size), desc=desc, unit="batch", leave=False):
+    for start in progress(range(0, len(tokens), batch_size), desc=desc, unit="batch", leave=False):
         yield _cpu(encode(tokens[start:start + batch_size].to(device)))
 
 
@@ -63,7 +63,7 @@ def iter_encoded_videos(encode, frames, mask, batch_size: int, device: torch.dev
                         rows: np.ndarray | None = None):
     """`encode(frames, mask)` batch by batch over `rows` (default: all), each result on the CPU."""
     rows = np.arange(len(frames)) if rows is None else np.asarray(rows)
-    for start in tqdm(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
+    for start in progress(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
         chunk = rows[start:start + batch_size]
         batch = torch.from_numpy(np.array(frames[chunk])).to(device)  # copy off the memmap
         batch_mask = torch.from_numpy(np.array(mask[chunk])).to(device)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from .progress import progress
 
 from .models.checkpoint import read_checkpoint, save_checkpoint
 
@@ -137,7 +137,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
     history = state.get("history", [])
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
+        bar = progress(loader, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
         running = 0.0
         for step, batch in enumerate(bar, 1):
             loss, parts = loss_fn(model, to_device(batch, device))

@@ -148,6 +148,15 @@ def test_read_video_frames_sampled_colors(color_video):
         assert dist[idx] < 6
 
 
+def test_sampled_frame_seconds(color_video):
+    from tclib.data.frames import sampled_frame_seconds
+
+    path, _ = color_video
+    # the frames of the test above, 0, 10 and 20 at 5 fps, and every second's frame without a cap
+    assert sampled_frame_seconds(path, max_frames=3).tolist() == [0.0, 2.0, 4.0]
+    assert sampled_frame_seconds(path, max_frames=30).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
 def test_read_video_frames_all_frames(color_video):
     path, colors = color_video
     out = read_video_frames(path, max_frames=30, image_size=8, framerate=0)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import json
+import io
 import logging
 import multiprocessing
 import os
@@ -43,12 +44,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, Union
 
 import numpy as np
-from tqdm.auto import tqdm
+from ..progress import progress
 
 from tclib.data.frames import pad_frames, read_video_frames, sampled_frame_count
 from tclib.data.files import read_json
 from tclib.errors import DataError
-from tclib.files import atomic_path
+from tclib.files import write_text
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
@@ -75,11 +76,6 @@ _Source = tuple[str, "int | None", "int | None"]
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def _file_stamp(path: str) -> list[int] | None:
@@ -446,7 +442,7 @@ def build_frame_cache(
                 log.info("frame cache %s: keeping its %d shards (%d videos each), not shard_size=%d",
                          cache_dir, len(layout), layout_shard_size, shard_size)
     if not kept:
-        _atomic_write(cache_dir / "index.json", json.dumps(video_ids))
+        write_text(cache_dir / "index.json", json.dumps(video_ids))
 
     starts = np.array([s["start"] for s in layout], dtype=np.int64)
     arrays: list[tuple[np.memmap, np.memmap]] = []
@@ -479,12 +475,13 @@ def build_frame_cache(
             "failed": failed,
             "segments": segments,
         }
-        _atomic_write(manifest_path, json.dumps(manifest))
-        with atomic_path(cache_dir / "failures.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["video", "reason"])
-            for vid, info in failed.items():
-                writer.writerow([vid, info["reason"]])
+        write_text(manifest_path, json.dumps(manifest))
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(["video", "reason"])
+        for vid, info in failed.items():
+            writer.writerow([vid, info["reason"]])
+        write_text(cache_dir / "failures.csv", table.getvalue())
 
     todo = []
     for row, (vid, source) in enumerate(zip(video_ids, sources)):
@@ -498,7 +495,7 @@ def build_frame_cache(
         cache_dir, n, len(layout), len(todo), int(done.sum()), len(failed),
     )
 
-    bar = tqdm(total=len(todo), desc="decode frames", unit="video")
+    bar = progress(total=len(todo), desc="decode frames", unit="video", disable=not todo)
     started = last = time.monotonic()
     n_frames = 0
     pool = None
@@ -783,7 +780,7 @@ class DecodedFrames:
         out = np.empty((len(rows), p["max_frames"], 3, p["image_size"], p["image_size"]), dtype=np.uint8)
         tasks = [(self._sources[int(r)], p) for r in rows]
         pool = None
-        bar = tqdm(total=len(rows), desc="decode frames", unit="video", disable=len(rows) < _BAR_MIN_ROWS)
+        bar = progress(total=len(rows), desc="decode frames", unit="video", disable=len(rows) < _BAR_MIN_ROWS)
         started = time.monotonic()
         n_frames = 0
         try:

@@ -232,6 +232,25 @@ def sampled_frame_count(
     return len(indices)
 
 
+def sampled_frame_seconds(
+    path: str | os.PathLike,
+    max_frames: int,
+    framerate: int = 1,
+    slice_framepos: int = 2,
+    start_time: int | None = None,
+    end_time: int | None = None,
+) -> np.ndarray:
+    """When, in seconds from the start of the file, each frame that :func:`read_video_frames` returns
+    was shown (frame index / frame rate); from the metadata only, like :func:`sampled_frame_count`."""
+    path = str(path)
+    vr, frame_count, fps = _open_video(path)
+    del vr
+    indices = _indices_to_read(
+        path, frame_count, fps, max_frames, framerate, slice_framepos, start_time, end_time
+    )
+    return indices / fps
+
+
 def read_video_frames(
     path: str | os.PathLike,
     max_frames: int,

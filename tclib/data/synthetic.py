@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from ..progress import progress
 
 from tclib.errors import DataError
-from tclib.files import atomic_path
+from tclib.files import atomic_path, write_text
 
 __all__ = [
     "BACKGROUNDS",
@@ -358,11 +358,6 @@ def _write_one(args: tuple[_VideoPlan, str, int]) -> str:
 # ----------------------------------------------------------------------------- annotations
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def _csv_text(header: list[str], rows: list[list[str]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -427,14 +422,14 @@ def _write_annotations(root: Path, plans: list[_VideoPlan], n_train: int) -> Non
     }
     train_ids = [p.video_id for p in plans[:n_train]]
     n_7k = (len(train_ids) * 7) // 9
-    _atomic_write_text(root / "relevance.json", json.dumps(relevance, indent=1))
-    _atomic_write_text(root / "video_meta.json", json.dumps(meta, indent=1))
-    _atomic_write_text(root / "MSRVTT_train.7k.csv", _csv_text(["video_id"], [[v] for v in train_ids[:n_7k]]))
-    _atomic_write_text(root / "MSRVTT_train.9k.csv", _csv_text(["video_id"], [[v] for v in train_ids]))
-    _atomic_write_text(
+    write_text(root / "relevance.json", json.dumps(relevance, indent=1))
+    write_text(root / "video_meta.json", json.dumps(meta, indent=1))
+    write_text(root / "MSRVTT_train.7k.csv", _csv_text(["video_id"], [[v] for v in train_ids[:n_7k]]))
+    write_text(root / "MSRVTT_train.9k.csv", _csv_text(["video_id"], [[v] for v in train_ids]))
+    write_text(
         root / "MSRVTT_JSFUSION_test.csv", _csv_text(["key", "vid_key", "video_id", "sentence"], test_rows)
     )
-    _atomic_write_text(root / "MSRVTT_data.json", json.dumps(data))
+    write_text(root / "MSRVTT_data.json", json.dumps(data))
 
 
 # ----------------------------------------------------------------------------- public API
@@ -484,7 +479,7 @@ def write_synthetic_msrvtt(
         "synthetic MSR-VTT at %s: %d videos, %d to write, %d already there",
         root, len(plans), len(todo), len(plans) - len(todo),
     )
-    bar = tqdm(total=len(todo), desc="write synthetic videos", unit="video")
+    bar = progress(total=len(todo), desc="write synthetic videos", unit="video", disable=not todo)
     try:
         if workers > 1 and len(todo) > 1:
             ctx = multiprocessing.get_context("fork")
