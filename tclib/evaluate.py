@@ -16,13 +16,21 @@ from .scoring import encode_texts, encode_videos
 
 @dataclass
 class TestSet:
-    """A test split: tokens of every caption, the row of its video, and the videos' frames."""
+    """A test split: tokens of every caption, the position of its video in video_ids, and where the
+    videos' frames are. `frames`/`mask` are a frame source (an array, a memmap or the frame cache's
+    view) read a batch at a time; video j is its row rows[j] (all rows in order when rows is None)."""
 
     tokens: torch.Tensor  # (C, L)
-    caption_video: np.ndarray  # (C,) index into frames
-    frames: np.ndarray  # (V, F, 3, H, W) uint8 (may be a memmap)
-    mask: np.ndarray  # (V, F)
+    caption_video: np.ndarray  # (C,) position in video_ids
+    frames: np.ndarray  # (N, F, 3, H, W) uint8, N >= len(video_ids)
+    mask: np.ndarray  # (N, F)
     video_ids: list[str]
+    rows: np.ndarray | None = None  # (V,) row of each video in frames; None: row j is video j
+
+    def source_rows(self, videos: np.ndarray | None = None) -> np.ndarray:
+        """Rows in `frames` of test videos `videos` (positions in video_ids; default all)."""
+        rows = np.arange(len(self.video_ids)) if self.rows is None else np.asarray(self.rows)
+        return rows if videos is None else rows[np.asarray(videos)]
 
 
 @torch.no_grad()
@@ -32,7 +40,7 @@ def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int
     model.eval().to(device)
     if isinstance(model, Teacher):
         text = encode_texts(model.encode_text, test.tokens, batch_size, device)
-        video = encode_videos(model.encode_video, test.frames, test.mask, batch_size, device)
+        video = encode_videos(model.encode_video, test.frames, test.mask, batch_size, device, rows=test.source_rows())
         video = {k: v.to(device) for k, v in video.items()}
         start = time.perf_counter()
         blocks = [model.similarity({k: v.to(device) for k, v in select(text, slice(i, i + batch_size)).items()}, video)
@@ -41,7 +49,8 @@ def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int
         stored = sum(v[0].numel() for k, v in video.items() if k != "mask")
     else:
         text = encode_texts(model.encode_text, test.tokens, batch_size, device)
-        video = encode_videos(lambda f, m: model.encode_video(f, m)[0], test.frames, test.mask, batch_size, device)
+        video = encode_videos(lambda f, m: model.encode_video(f, m)[0], test.frames, test.mask, batch_size, device,
+                              rows=test.source_rows())
         start = time.perf_counter()
         sim = (text.to(device) @ video.to(device).t()).cpu()
         stored = video.shape[1]
@@ -51,21 +60,14 @@ def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int
 
 def evaluate(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int, device: torch.device) -> dict[str, float]:
     """Text->video and video->text metrics (keys t2v_R1, ..., v2t_MnR) and the costs."""
-    sim, costs = similarity_matrix(model, test, batch_size, device)
+    return metrics_of(*similarity_matrix(model, test, batch_size, device), test)
+
+
+def metrics_of(sim: np.ndarray, costs: dict[str, float], test: TestSet) -> dict[str, float]:
+    """The metrics row of a (captions x videos) similarity matrix of `test`, with its costs."""
     t2v = retrieval_metrics(sim, gt=test.caption_video)
     v2t = video_to_text_metrics(sim, test.caption_video)
     row = {f"t2v_{k}": float(v) for k, v in t2v.items()}
     row.update({f"v2t_{k}": float(v) for k, v in v2t.items()})
     row.update(costs)
     return row
-
-
-@torch.no_grad()
-def afa_weights(model: CLIP4Clip, frames: torch.Tensor, mask: torch.Tensor, device: torch.device) -> np.ndarray:
-    """AFA's aggregation weights softmax(logits / tau) for a few videos, (B, F)."""
-    if model.afa is None:
-        raise ValueError("this student has no AFA block")
-    model.eval().to(device)
-    frames, mask = torch.as_tensor(frames).to(device), torch.as_tensor(mask).to(device)
-    _, logits = model.encode_video(frames, mask)
-    return model.afa.aggregation_weights(logits, mask).cpu().numpy()

@@ -3,17 +3,17 @@
     prepare_data       synthetic data (demo), annotations, frame cache, backbone pretraining (demo)
     prepare_teachers   train or load each teacher per seed, cache its features on the training set
     train_students     CLIP4Clip baselines and TeachCLIP students, per seed
-    evaluate_all       metrics of every model and seed -> metrics.csv, table.md
+    evaluate_all       metrics of every model and seed -> metrics.csv, table.md, ranks.csv
     attention_report   AFA weights vs teacher relevance vs ground truth -> attention.png
 
-Every stage is skipped when its outputs exist and its inputs are unchanged (tclib.stages).
+Every stage is skipped when its outputs exist and its inputs are unchanged (tclib.stages). What the
+notebooks show between stages lives in tclib.analysis (ground truth, frame weights, rankings),
+tclib.plots (figures) and tclib.notebook (tables and the notebooks' set-up).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,16 +22,17 @@ import numpy as np
 import open_clip
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
-from .data import (FrameCache, PairDataset, build_frame_cache, read_annotations, relevance_table,
-                   render_image_caption_pairs, resize_center_crop, sample_frame_indices, write_synthetic_msrvtt)
+from .data import FrameCache, PairDataset, build_frame_cache, read_annotations, write_synthetic_msrvtt
 from .data.cache import DecodedFrames
-from .evaluate import TestSet, afa_weights, evaluate
+from .analysis import afa_weights, attention_statistics, correct_ranks, ground_truth, teacher_relevance
+from .errors import ParamsError
+from .evaluate import TestSet, metrics_of, similarity_matrix
 from .models import CLIP4Clip, Teacher, Tokenizer, build_teacher, load_checkpoint, load_clip
 from .models.checkpoint import save_checkpoint
 from .params import Params
-from .plots import attention_figure, pearson
+from .plots import Figure, attention_figure
+from .pretrain import pretrain_clip
 from .scoring import (CachedTeacherScores, OnlineTeacherScores, cache_size, file_sha256, read_teacher_features,
                       strings_sha256, write_teacher_features)
 from .stages import Stage, file_identity, fingerprint, read_record
@@ -73,10 +74,6 @@ def run_teachers(P: Params, run: str) -> list[str]:
     """The teachers that teach `run` (none for the CLIP4Clip baselines)."""
     spec = run_spec(run)
     return (spec["teachers"] or list(P.teachers)) if spec["coarse"] else []
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
 def image_size_of(model_name: str) -> int:
@@ -197,44 +194,15 @@ def annotations(P: Params, split: str, videos_dir: str | None) -> pd.DataFrame:
     return table[~unlabelled].reset_index(drop=True)
 
 
-class ImageCaptionDataset(Dataset):
-    """Single images as one-frame videos, so the backbone pretrains in the same loop as the models."""
-
-    def __init__(self, images: np.ndarray, tokens: torch.Tensor) -> None:
-        self.images = torch.from_numpy(images).unsqueeze(1)  # (N, 1, 3, S, S)
-        self.tokens = tokens
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"tokens": self.tokens[i], "frames": self.images[i], "frame_mask": torch.ones(1, dtype=torch.long),
-                "caption_index": i, "video_index": i}
-
-
 def pretrain_backbone(P: Params) -> str:
-    """The demo's stand-in for CLIP's web pretraining: contrastive training on synthetic image-caption
-    pairs. Returns the clip_pretrained value later stages use (the params' own when there is none)."""
+    """The CLIP weights later stages start from: the demo's pretrained backbone (tclib.pretrain, run
+    here unless done), or the params' own clip_pretrained when pretrain_steps is 0."""
     if P.pretrain_steps <= 0:
         return P.clip_pretrained
     stage = Stage(P.exp_dir / "backbone", backbone_inputs(P))
-    path = stage.directory / "clip.pt"
-    if stage.done():
-        return str(path)
-    pairs = min(8192, P.pretrain_steps * P.pretrain_batch_size)  # distinct pairs; longer runs repeat them
-    images, captions = render_image_caption_pairs(pairs, size=P.synthetic_frame_size, seed=P.synthetic_seed + 1)
-    size = image_size_of(P.clip_model)
-    images = np.stack([resize_center_crop(image, size) for image in images])
-    dataset = ImageCaptionDataset(images, Tokenizer(P.max_words)(captions))
-    seed_everything(P.synthetic_seed)
-    model = CLIP4Clip(load_clip(P.clip_model, P.clip_pretrained), temporal="meanP")
-    epochs = max(1, math.ceil(P.pretrain_steps * P.pretrain_batch_size / pairs))
-    config = TrainConfig(epochs=epochs, batch_size=P.pretrain_batch_size, lr=P.pretrain_lr, clip_lr_scale=1.0,
-                         seed=P.synthetic_seed, device=P.device)
-    model = train(model, dataset, ContrastiveObjective(), config, stage.directory / "run", desc="pretrain backbone")
-    save_checkpoint(model.clip.state_dict(), path)
-    stage.finish(pairs=pairs, epochs=epochs)
-    return str(path)
+    if not stage.done():
+        stage.finish(**pretrain_clip(P, image_size_of(P.clip_model), stage.directory))
+    return str(stage.directory / "clip.pt")
 
 
 def train_dataset(P: Params, data: Data) -> PairDataset:
@@ -242,13 +210,13 @@ def train_dataset(P: Params, data: Data) -> PairDataset:
 
 
 def test_set(P: Params, data: Data) -> TestSet:
+    """The test split over the frame cache: frames stay on disk and are read a batch at a time."""
     video_ids = list(dict.fromkeys(data.test.clip_id))
-    rows = [data.cache.index_of(v) for v in video_ids]
     position = {v: i for i, v in enumerate(video_ids)}
     return TestSet(tokens=Tokenizer(P.max_words)(list(data.test.caption)),
-                   caption_video=np.array([position[v] for v in data.test.clip_id]),
-                   frames=np.asarray(data.cache.frames[rows]), mask=np.asarray(data.cache.mask[rows]),
-                   video_ids=video_ids)
+                   caption_video=np.array([position[v] for v in data.test.clip_id], dtype=np.int64),
+                   frames=data.cache.frames, mask=data.cache.mask, video_ids=video_ids,
+                   rows=np.array([data.cache.index_of(v) for v in video_ids], dtype=np.int64))
 
 
 # -------------------------------------------------------------------------------------- teachers
@@ -466,35 +434,47 @@ def stage_plan(P: Params, data: Data) -> dict[str, Path]:
 TABLE_COLUMNS = ["R1", "R5", "R10", "MdR", "MnR"]
 
 
-def evaluate_all(P: Params, data: Data) -> pd.DataFrame:
-    """Metrics of every trained model and seed; writes metrics.csv (one row per model and seed)
-    and table.md (mean ± std over seeds of text->video R@1/5/10, MdR, MnR)."""
+def evaluate_all(P: Params, data: Data, out_dir: Path | None = None) -> pd.DataFrame:
+    """Metrics of every trained model and seed. Writes to `out_dir` (default results/<exp>/):
+    metrics.csv (one row per model and seed), table.md (mean ± std over seeds of text->video R@1/5/10,
+    MdR, MnR and the same for video->text) and ranks.csv (the rank of each test caption's own
+    video, per model and seed)."""
+    out_dir = Path(out_dir or P.exp_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(P.device)
     test = test_set(P, data)
-    rows = []
-    for run in P.runs:
-        for seed in student_seeds(P, run):
-            metrics = evaluate(load_student(P, data, run, seed), test, P.eval_batch_size, device)
-            rows.append({"model": run_spec(run)["label"], "run": run, "seed": seed, **metrics})
-    for name in P.teachers:
-        for seed in P.seeds:
-            metrics = evaluate(load_teacher(P, data, name, seed), test, P.eval_batch_size, device)
-            rows.append({"model": TEACHER_LABELS.get(name, name), "run": name, "seed": seed, **metrics})
-    metrics = pd.DataFrame(rows)
-    baselines = [run_spec(r)["label"] for r in P.runs if not run_spec(r)["coarse"]]
-    students = [run_spec(r)["label"] for r in P.runs if run_spec(r)["coarse"]]
-    teachers = [TEACHER_LABELS.get(t, t) for t in P.teachers]
-    metrics["model"] = pd.Categorical(metrics["model"], baselines + teachers + students, ordered=True)
-    metrics = metrics.sort_values(["model", "seed"]).reset_index(drop=True)
-    metrics.to_csv(P.exp_dir / "metrics.csv", index=False)
-    table = summary_table(metrics)
-    (P.exp_dir / "table.md").write_text(markdown_table(table, P) + "\n")
+    rows, ranks = [], []
+    models = [(run_spec(run)["label"], run, seed, lambda r=run, s=seed: load_student(P, data, r, s))
+              for run in P.runs for seed in student_seeds(P, run)]
+    models += [(TEACHER_LABELS.get(name, name), name, seed, lambda n=name, s=seed: load_teacher(P, data, n, s))
+               for name in P.teachers for seed in P.seeds]
+    for label, run, seed, load in models:
+        sim, costs = similarity_matrix(load(), test, P.eval_batch_size, device)
+        rows.append({"model": label, "run": run, "seed": seed, **metrics_of(sim, costs, test)})
+        ranks.append(pd.DataFrame({"model": label, "seed": seed, "caption": np.arange(len(sim)),
+                                   "video_id": [test.video_ids[v] for v in test.caption_video],
+                                   "rank": correct_ranks(sim, test.caption_video)}))
+    metrics = sort_models(pd.DataFrame(rows), P)
+    metrics.to_csv(out_dir / "metrics.csv", index=False)
+    (out_dir / "table.md").write_text(markdown_table(summary_table(metrics), P) + "\n\n"
+                                      + markdown_table(summary_table(metrics, "v2t"), P, "v2t") + "\n")
+    pd.concat(ranks, ignore_index=True).to_csv(out_dir / "ranks.csv", index=False)
     return metrics
 
 
-def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """mean ± std over seeds of the text->video columns, one row per model."""
-    columns = [f"t2v_{c}" for c in TABLE_COLUMNS]
+def sort_models(table: pd.DataFrame, P: Params) -> pd.DataFrame:
+    """Rows in the paper's order: CLIP4Clip baselines, teachers, TeachCLIP students; seeds in order."""
+    baselines = [run_spec(r)["label"] for r in P.runs if not run_spec(r)["coarse"]]
+    students = [run_spec(r)["label"] for r in P.runs if run_spec(r)["coarse"]]
+    teachers = [TEACHER_LABELS.get(t, t) for t in P.teachers]
+    table = table.copy()
+    table["model"] = pd.Categorical(table["model"], baselines + teachers + students, ordered=True)
+    return table.sort_values(["model", "seed"]).reset_index(drop=True)
+
+
+def summary_table(metrics: pd.DataFrame, direction: str = "t2v") -> pd.DataFrame:
+    """mean ± std over seeds of one direction's columns ("t2v" or "v2t"), one row per model."""
+    columns = [f"{direction}_{c}" for c in TABLE_COLUMNS]
     grouped = metrics.groupby("model", observed=True)[columns]
     mean, std = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
     table = pd.DataFrame(index=mean.index)
@@ -504,8 +484,11 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def markdown_table(table: pd.DataFrame, P: Params) -> str:
-    header = (f"Text-to-video retrieval on {P.exp} ({P.clip_model}), mean ± std over seeds "
+DIRECTIONS = {"t2v": "Text-to-video", "v2t": "Video-to-text"}
+
+
+def markdown_table(table: pd.DataFrame, P: Params, direction: str = "t2v") -> str:
+    header = (f"{DIRECTIONS[direction]} retrieval on {P.exp} ({P.clip_model}), mean ± std over seeds "
               f"{', '.join(map(str, P.seeds))}.\n\n")
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
@@ -515,67 +498,57 @@ def markdown_table(table: pd.DataFrame, P: Params) -> str:
 # ------------------------------------------------------------------------------------- attention
 
 
-def ground_truth(P: Params) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, np.ndarray]]:
-    """The synthetic set's ground truth over the sampled frames (padded to max_frames):
-    {(video_id, caption): frame relevance summing to 1} and {video_id: kind of each frame ("scene0",
-    "scene1", "noise", ..., "padding")}. Both empty for a data set without relevance.json and
-    video_meta.json."""
-    root = Path(P.data_root)
-    if not (root / "relevance.json").is_file() or not (root / "video_meta.json").is_file():
-        return {}, {}
-    seconds, kinds = {}, {}
-    for video in json.loads((root / "video_meta.json").read_text()):
-        indices = sample_frame_indices(video["n_frames"], video["fps"], P.max_frames, P.framerate, P.slice_framepos,
-                                       video=video["video_id"])
-        seconds[video["video_id"]] = indices // int(video["fps"])
-        sampled = [video["seconds"][second] for second in seconds[video["video_id"]]]
-        kinds[video["video_id"]] = np.array(sampled + ["padding"] * (P.max_frames - len(sampled)))
-    relevance = {}
-    for row in relevance_table(root).itertuples(index=False):
-        hits = np.zeros(P.max_frames)
-        hits[: len(seconds[row.video_id])] = np.isin(seconds[row.video_id], row.relevant_seconds)
-        relevance[(row.video_id, row.caption)] = hits / max(hits.sum(), 1.0)
-    return relevance, kinds
+def frame_weights(P: Params, data: Data, test: TestSet, device: torch.device,
+                  captions: np.ndarray | None = None) -> dict[tuple[str, int | None], np.ndarray]:
+    """{(label, seed): (N, F) weights} for the test captions `captions` (default all): each AFA
+    student's aggregation weights over the caption's video and each teacher's frame-text relevance,
+    computed a batch at a time."""
+    captions = np.arange(len(test.tokens)) if captions is None else np.asarray(captions)
+    videos, back = np.unique(test.caption_video[captions], return_inverse=True)
+    weights: dict[tuple[str, int | None], np.ndarray] = {}
+    for run in [r for r in P.runs if run_spec(r)["afa"]]:
+        for seed in student_seeds(P, run):
+            per_video = afa_weights(load_student(P, data, run, seed), test, P.eval_batch_size, device, videos)
+            weights[(run_spec(run)["label"] + " AFA", seed)] = per_video[back]
+    for name in P.teachers:
+        for seed in P.seeds:
+            relevance = teacher_relevance(load_teacher(P, data, name, seed), test, P.eval_batch_size, device, captions)
+            weights[(TEACHER_LABELS.get(name, name) + " relevance", seed)] = relevance
+    return weights
 
 
-def attention_statistics(weights: np.ndarray, relevance: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
-    """How per-frame weights (N, F) relate to the ground truth of N captions' videos.
-
-    pearson_with_ground_truth: mean over captions of the Pearson correlation with the caption's
-    relevant frames (padding left out); max_weight: mean of the largest weight; key_scene_mass: mean
-    weight on the video's two key scenes; missing_scene_pct: % of videos giving one key scene < 10%.
-    """
-    valid = kinds != "padding"
-    correlations = [pearson(w[v], r[v]) for w, r, v in zip(weights, relevance, valid)]
-    scene0 = (weights * (kinds == "scene0")).sum(axis=1)
-    scene1 = (weights * (kinds == "scene1")).sum(axis=1)
-    return {"pearson_with_ground_truth": float(np.nanmean(correlations)),
-            "max_weight": float(weights.max(axis=1).mean()),
-            "key_scene_mass": float((scene0 + scene1).mean()),
-            "missing_scene_pct": float(100 * (np.minimum(scene0, scene1) < 0.1).mean())}
+def first_caption_per_video(data: Data) -> list[int]:
+    """The position in data.test of each test video's first caption, in the order of the videos."""
+    first: dict[str, int] = {}
+    for i, video_id in enumerate(data.test.clip_id):
+        first.setdefault(video_id, i)
+    return list(first.values())
 
 
-def attention_report(P: Params, data: Data) -> pd.DataFrame:
-    """attention.png for P.plot_videos test videos, and attention_correlation.csv: for AFA weights and
-    teacher relevance, `attention_statistics` against the ground truth (mean and std over seeds)."""
+def plot_captions(P: Params, data: Data) -> list[int]:
+    """The test captions attention.png shows: the first caption of each of plot_video_ids (an
+    unknown id is an error naming the known ones' first few), else of the first plot_videos videos."""
+    ids = list(data.test.clip_id)
+    if P.plot_video_ids:
+        unknown = [v for v in P.plot_video_ids if v not in ids]
+        if unknown:
+            raise ParamsError(f"plot_video_ids: {unknown} are not test videos of {P.exp} "
+                              f"(test videos: {', '.join(list(dict.fromkeys(ids))[:5])}, ...)")
+        return [ids.index(v) for v in P.plot_video_ids]
+    return first_caption_per_video(data)[:P.plot_videos]
+
+
+def attention_report(P: Params, data: Data, out_dir: Path | None = None) -> tuple[pd.DataFrame, Figure]:
+    """AFA weights and teacher relevance against the ground truth. Writes to `out_dir` (default
+    results/<exp>/): attention_correlation.csv (`attention_statistics` per weights, mean and std
+    over seeds; empty without ground truth) and attention.png (heatmaps of the plot_captions for
+    the first seed). Returns the statistics and the figure."""
+    out_dir = Path(out_dir or P.exp_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(P.device)
     test = test_set(P, data)
     truth, kinds = ground_truth(P)
-    frames = torch.as_tensor(test.frames[test.caption_video])
-    mask = torch.as_tensor(test.mask[test.caption_video])
-    weights: dict[tuple[str, int], np.ndarray] = {}
-    for run in [r for r in P.runs if run_spec(r)["afa"]]:
-        for seed in student_seeds(P, run):
-            weights[(run_spec(run)["label"] + " AFA", seed)] = afa_weights(load_student(P, data, run, seed), frames,
-                                                                           mask, device)
-    for name in P.teachers:
-        for seed in P.seeds:
-            teacher = load_teacher(P, data, name, seed).to(device)
-            with torch.no_grad():
-                text = teacher.encode_text(test.tokens.to(device))
-                video = teacher.encode_video(frames.to(device), mask.to(device))
-                label = TEACHER_LABELS.get(name, name) + " relevance"
-                weights[(label, seed)] = teacher.relevance(text, video).cpu().numpy()
+    weights = frame_weights(P, data, test, device)
     keys = [(test.video_ids[v], c) for v, c in zip(test.caption_video, data.test.caption)]
     stats = pd.DataFrame()
     if truth:
@@ -586,80 +559,16 @@ def attention_report(P: Params, data: Data) -> pd.DataFrame:
         grouped = stats.drop(columns="seed").groupby("weights", sort=False)
         stats = grouped.mean().join(grouped["pearson_with_ground_truth"].std(ddof=0).rename("pearson_std"))
         stats = stats.reset_index()
-    stats.to_csv(P.exp_dir / "attention_correlation.csv", index=False)
+    stats.to_csv(out_dir / "attention_correlation.csv", index=False)
 
-    first_seed = P.seeds[0]
+    seed = P.seeds[0]
     panels = []
-    for i in range(min(P.plot_videos, len(keys))):
-        rows_i = {label: w[i] for (label, seed), w in weights.items() if seed in (first_seed, None)}
+    for i in plot_captions(P, data):
+        rows = {label: w[i] for (label, s), w in weights.items() if s in (seed, None)}
         if truth:
-            rows_i["ground truth"] = truth[keys[i]]
-        panels.append({"frames": test.frames[test.caption_video[i]], "mask": mask[i].numpy(),
-                       "caption": f"{keys[i][0]}: {keys[i][1]}", "rows": rows_i})
-    attention_figure(panels, P.exp_dir / "attention.png")
-    return stats
-
-
-# ------------------------------------------------------------------------------ notebook displays
-
-
-def data_summary(P: Params, data: Data) -> pd.DataFrame:
-    """Videos and captions per split, and the frames kept per video."""
-    rows = []
-    for split, table in (("train", data.train), ("test", data.test)):
-        rows_idx = [data.cache.index_of(v) for v in dict.fromkeys(table.clip_id)]
-        frames = np.asarray(data.cache.mask[rows_idx]).sum(axis=1)
-        rows.append({"split": split, "videos": len(rows_idx), "captions": len(table),
-                     "frames per video (min/mean/max)": f"{frames.min()}/{frames.mean():.1f}/{frames.max()}"})
-    rows.append({"split": "failed to decode", "videos": len(data.cache.failed), "captions": 0,
-                 "frames per video (min/mean/max)": ""})
-    return pd.DataFrame(rows)
-
-
-def show_sample_video(P: Params, data: Data, index: int = 0) -> None:
-    """Thumbnails of one training video with its captions."""
-    import matplotlib.pyplot as plt
-
-    video_id = data.train.clip_id.iloc[index]
-    frames, mask = data.cache.get(video_id)
-    strip = np.concatenate([f.transpose(1, 2, 0) for f in frames[: int(mask.sum())]], axis=1)
-    captions = data.train.caption[data.train.clip_id == video_id].tolist()
-    fig, ax = plt.subplots(figsize=(12, 1.6))
-    ax.imshow(strip)
-    ax.set_axis_off()
-    ax.set_title(f"{video_id}: " + " | ".join(captions), fontsize=8, loc="left")
-    plt.show()
-
-
-def teacher_summary(P: Params, teachers: dict[tuple[str, int], Path]) -> pd.DataFrame:
-    """One row per teacher and seed: where it came from and, when cached, its feature cache's size."""
-    rows = []
-    for (name, seed), directory in teachers.items():
-        row = {"teacher": name, "seed": seed,
-               "source": read_record(directory).get("info", {}).get("checkpoint", "")}
-        if (directory / "features" / "manifest.json").is_file():
-            features = read_teacher_features(directory / "features")
-            size = cache_size(features)
-            row.update({"captions cached": len(next(iter(features.text.values()))),
-                        "videos cached": len(features.video_rows),
-                        "features": ", ".join(f"{k} {tuple(v.shape[1:])}"
-                                              for k, v in {**features.text, **features.video}.items()),
-                        "cache MB": round(size["bytes"] / 2**20, 1)})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def plot_training_curves(P: Params, data: Data, kind: str = "students") -> None:
-    """Loss per epoch of every run of this params file's `kind` ("students" or "teachers")."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for key, directory in stage_plan(P, data).items():
-        history = directory / "run" / "history.json"
-        if key.startswith(f"{kind}/") and history.is_file():
-            losses = json.loads(history.read_text())["epoch_loss"]
-            ax.plot(range(1, len(losses) + 1), losses, marker=".", label=key.removeprefix(f"{kind}/"))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.legend(fontsize=7, ncol=2)
-    plt.show()
+            rows["ground truth"] = truth[keys[i]]
+        frames, mask = data.cache.get(keys[i][0])
+        panels.append({"frames": frames, "mask": mask, "caption": keys[i][1], "video_id": keys[i][0], "rows": rows})
+    figure = attention_figure(panels, seed=seed)
+    figure.savefig(out_dir / "attention.png", dpi=110, bbox_inches="tight")
+    return stats, figure

@@ -1,51 +1,176 @@
-"""Pictures: AFA attention against teacher relevance and ground truth, per sample video."""
+"""Figures of the notebooks. Each function returns a matplotlib Figure and never chooses a backend or
+touches pyplot's global state: a notebook shows the Figure inline, a script saves it
+(`figure.savefig(path)`)."""
 
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
+from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+__all__ = ["Figure", "attention_figure", "framed_strip", "ranking_figure", "rank_histogram_figure",
+           "similarity_figure", "thumbnail_strip", "training_curves_figure", "video_frames_figure"]
+
+BORDER = 2  # px of frame between thumbnails, so that a blank frame never looks like a gap
+BORDER_GREY = 128
+AFA_NOTE = ("AFA weights depend on the video only (the student stores one vector per video); "
+            "teacher relevance and the ground truth depend on the caption.")
 
 
-def attention_figure(videos: list[dict], path: str | Path) -> Path:
-    """One panel per video: its frame thumbnails over a heatmap of per-frame weights.
+def framed_strip(frames: np.ndarray, count: int | None = None) -> np.ndarray:
+    """The first `count` frames (F, 3, H, W) uint8 side by side, each framed in grey: (H+2b, n(W+2b), 3)."""
+    frames = np.asarray(frames)[: len(frames) if count is None else count]
+    padded = np.pad(frames.transpose(0, 2, 3, 1), ((0, 0), (BORDER, BORDER), (BORDER, BORDER), (0, 0)),
+                    constant_values=BORDER_GREY)
+    return np.concatenate(list(padded), axis=1) if len(padded) else np.zeros((1, 1, 3), np.uint8)
 
-    Each entry of `videos`: `frames` uint8 (F, 3, H, W), `mask` (F,), `caption` str, and `rows`,
-    an ordered {label: weights (F,)} (AFA weights, teacher relevance, ground truth, ...).
+
+def attention_figure(videos: Sequence[dict], seed: int | None = None, title: str | None = None) -> Figure:
+    """One panel per video: its framed frame thumbnails over a heatmap of per-frame weights, every
+    panel on one colour scale with one colour bar.
+
+    Each entry of `videos`: `frames` uint8 (F, 3, H, W), `mask` (F,), `caption` str, optional
+    `video_id`, and `rows`, an ordered {label: weights (F,)} (AFA weights, teacher relevance,
+    ground truth, ...). `seed` (of the models shown) goes into the title.
     """
-    path = Path(path)
-    n_rows = len(next(iter(videos))["rows"]) if videos else 1
-    fig = plt.figure(figsize=(12, (1.4 + 0.35 * n_rows) * max(1, len(videos)) + 0.5))
-    outer = fig.add_gridspec(max(1, len(videos)), 1, hspace=0.55)
+    n_rows = max((len(v["rows"]) for v in videos), default=1)
+    vmax = max((float(np.max(np.asarray(w, dtype=float)[: int(np.sum(v["mask"]))]))
+                for v in videos for w in v["rows"].values()), default=1.0)
+    height = (1.5 + 0.35 * n_rows) * max(1, len(videos)) + 0.9
+    fig = Figure(figsize=(12, height))
+    outer = fig.add_gridspec(max(1, len(videos)), 2, width_ratios=[60, 1], hspace=0.6, wspace=0.02,
+                             top=1 - 0.75 / height, bottom=0.45 / height, left=0.12, right=0.93)
+    heat_axes = []
     for panel, video in enumerate(videos):
-        valid = int(np.asarray(video["mask"]).sum())
-        grid = outer[panel].subgridspec(2, 1, height_ratios=[1.0, 0.3 * n_rows], hspace=0.05)
+        valid = int(np.sum(video["mask"]))
+        grid = outer[panel, 0].subgridspec(2, 1, height_ratios=[1.0, 0.3 * n_rows], hspace=0.05)
         ax_frames = fig.add_subplot(grid[0])
-        strip = np.concatenate([f.transpose(1, 2, 0) for f in video["frames"][:valid]], axis=1)
-        ax_frames.imshow(strip, aspect="auto", extent=(0, valid, 1, 0))  # one unit per frame, as the heatmap
+        ax_frames.imshow(framed_strip(video["frames"], valid), aspect="auto", extent=(0, valid, 1, 0))
         ax_frames.set_axis_off()
-        ax_frames.set_title("\n".join(textwrap.wrap(f"“{video['caption']}”", 120)), fontsize=9, loc="left")
+        name = f"{video['video_id']}: " if video.get("video_id") else ""
+        ax_frames.set_title("\n".join(textwrap.wrap(f"{name}“{video['caption']}”", 120)), fontsize=9, loc="left")
         ax_heat = fig.add_subplot(grid[1])
         matrix = np.stack([np.asarray(w, dtype=float)[:valid] for w in video["rows"].values()])
-        sns.heatmap(matrix, ax=ax_heat, cmap="viridis", vmin=0.0, cbar=False, annot=valid <= 16,
-                    fmt=".2f", annot_kws={"fontsize": 6}, yticklabels=list(video["rows"]), xticklabels=True)
+        sns.heatmap(matrix, ax=ax_heat, cmap="viridis", vmin=0.0, vmax=vmax, cbar=False, annot=valid <= 16,
+                    fmt=".2f", annot_kws={"fontsize": 6}, yticklabels=list(video["rows"]),
+                    xticklabels=[str(i) for i in range(valid)], linewidths=0.5, linecolor="white")
         ax_heat.tick_params(axis="y", labelsize=7, rotation=0)
         ax_heat.tick_params(axis="x", labelsize=7)
         ax_heat.set_xlabel("frame" if panel == len(videos) - 1 else "")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+        heat_axes.append(ax_heat)
+    if heat_axes:
+        mappable = heat_axes[0].collections[0]
+        fig.colorbar(mappable, cax=fig.add_subplot(outer[:, 1]), label="weight on the frame")
+    heading = title or "Frame weights" + (f" (models of seed {seed})" if seed is not None else "")
+    fig.suptitle(f"{heading}\n{AFA_NOTE}", fontsize=9, x=0.02, ha="left", y=1.0)
+    return fig
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two 1-D arrays (NaN when either is constant)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    a, b = a - a.mean(), b - b.mean()
-    denom = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denom) if denom > 0 else float("nan")
+def video_frames_figure(videos: Sequence[dict]) -> Figure:
+    """Sampled frames of a few videos, each frame labelled with its second in the video.
+
+    Each entry: `frames` uint8 (F, 3, H, W), `mask` (F,), `seconds` (valid F,), `title` str."""
+    fig = Figure(figsize=(12, 1.9 * max(1, len(videos))))
+    for i, video in enumerate(videos):
+        ax = fig.add_subplot(len(videos), 1, i + 1)
+        valid = int(np.sum(video["mask"]))
+        ax.imshow(framed_strip(video["frames"], valid), extent=(0, valid, 1, 0), aspect="auto")
+        ax.set_xticks(np.arange(valid) + 0.5, [f"{s:.0f} s" for s in video["seconds"][:valid]], fontsize=7)
+        ax.set_yticks([])
+        ax.set_title("\n".join(textwrap.wrap(video["title"], 140)), fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves_figure(histories: Mapping[str, Sequence[float]], title: str = "") -> Figure:
+    """Training loss per epoch, one line per run."""
+    fig = Figure(figsize=(8, 3.8))
+    ax = fig.add_subplot()
+    for label, losses in histories.items():
+        ax.plot(range(1, len(losses) + 1), losses, marker=".", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    if title:
+        ax.set_title(title, fontsize=9, loc="left")
+    if histories:
+        ax.legend(fontsize=7, ncol=2, bbox_to_anchor=(1.01, 1), loc="upper left")
+    else:
+        ax.text(0.5, 0.5, "no training runs", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    return fig
+
+
+def rank_histogram_figure(ranks: pd.DataFrame, n_videos: int) -> Figure:
+    """Where each caption's own video ranks, one histogram per model (all seeds together); the
+    dashed lines mark R@1, R@5 and R@10."""
+    models = list(dict.fromkeys(ranks["model"]))
+    columns = min(4, max(1, len(models)))
+    rows = -(-len(models) // columns)
+    fig = Figure(figsize=(3.2 * columns, 2.4 * rows))
+    bins = np.unique(np.geomspace(1, max(n_videos, 2) + 1, 25).astype(int))
+    for i, model in enumerate(models):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        values = ranks.loc[ranks["model"] == model, "rank"].to_numpy()
+        ax.hist(values, bins=bins, color="C0")
+        ax.set_xscale("log")
+        for k in (1, 5, 10):
+            ax.axvline(k + 1, color="grey", linestyle="--", linewidth=0.7)
+        ax.set_title("\n".join(textwrap.wrap(str(model), 32)), fontsize=8)
+        ax.set_xlabel("rank of the correct video", fontsize=7)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def similarity_figure(sim: np.ndarray, labels: Sequence[str], title: str = "") -> Figure:
+    """A (captions x videos) similarity matrix of one batch; the diagonal holds the true pairs."""
+    fig = Figure(figsize=(1.2 + 0.5 * len(labels), 0.9 + 0.45 * len(labels)))
+    ax = fig.add_subplot()
+    sns.heatmap(sim, ax=ax, cmap="magma", annot=len(labels) <= 10, fmt=".2f", annot_kws={"fontsize": 6},
+                xticklabels=labels, yticklabels=labels, cbar_kws={"label": "logit"})
+    for i in range(len(labels)):
+        ax.add_patch(Rectangle((i, i), 1, 1, fill=False, edgecolor="cyan", linewidth=1.2))
+    ax.set_xlabel("video")
+    ax.set_ylabel("caption (of the video with the same label)")
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=9, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def thumbnail_strip(frames: np.ndarray, mask: np.ndarray, count: int = 4) -> np.ndarray:
+    """`count` frames spread evenly over a video's valid frames, framed side by side (see framed_strip)."""
+    valid = max(1, int(np.sum(mask)))
+    picks = np.unique(np.linspace(0, valid - 1, min(count, valid)).round().astype(int))
+    return framed_strip(np.asarray(frames)[picks])
+
+
+def ranking_figure(rankings: Mapping[str, pd.DataFrame], thumbnails: Mapping[str, np.ndarray], query: str) -> Figure:
+    """Top videos of one query, one row per model: a thumbnail strip per video (an (H, W, 3) image,
+    see thumbnail_strip), its score, and a green frame around the correct video. Each ranking has
+    columns video_id, score, correct (and rank)."""
+    models = list(rankings)
+    k = max((len(r) for r in rankings.values()), default=1)
+    fig = Figure(figsize=(1.9 * k + 1.6, 1.0 * max(1, len(models)) + 0.5))
+    for i, model in enumerate(models):
+        for j, row in enumerate(rankings[model].itertuples(index=False)):
+            ax = fig.add_subplot(len(models), k, i * k + j + 1)
+            ax.imshow(thumbnails[row.video_id])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            colour = "limegreen" if row.correct else "lightgrey"
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(4 if row.correct else 1)
+            ax.set_title(f"{row.video_id}\n{row.score:.2f}", fontsize=6)
+            if j == 0:
+                ax.set_ylabel("\n".join(textwrap.wrap(model, 18)), fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle("\n".join(textwrap.wrap(f"“{query}”", 140)), fontsize=9, x=0.02, ha="left")
+    fig.tight_layout()
+    return fig

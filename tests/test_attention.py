@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from tclib.pipeline import attention_statistics
-from tclib.plots import pearson
+from tclib.analysis import attention_statistics, pearson
 
 
 def test_pearson_by_hand():
