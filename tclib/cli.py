@@ -1,7 +1,9 @@
 """Command line: `tclib reproduce params/<exp>.yaml` runs the notebooks of the pipeline with papermill.
 
-Each notebook runs with the validated params as papermill parameters; the executed copies go to
-results/<exp>/notebooks/. Stages whose outputs are current are skipped inside the notebooks, so a
+The params (with any overrides) are validated, written to results/<exp>/params.yaml, and each
+notebook runs with `params` pointing at that file; the executed copies go to
+results/<exp>/notebooks/, and what the notebooks publish (metrics.csv, table.md, attention.png, ...)
+to results/<exp>/ (the kernels run with TCLIB_BATCH=1, see tclib.notebook). Stages whose outputs are current are skipped inside the notebooks, so a
 rerun after an interruption picks up where it stopped. While a notebook runs, its log lines and
 progress bars are shown in the terminal and written to results/<exp>/logs/reproduce-<time>.log;
 when one fails, the run stops and the last lines name the notebook, the error raised in it, and
@@ -32,20 +34,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import StageError, TclibError
-from .files import temporary_path
-from .lock import experiment_lock
-from .runlog import LOG_FORMAT, Console, Lines, run_log
+import yaml
+
 from . import preflight
-from .params import Params, load_params
+from .errors import StageError, TclibError
+from .files import atomic_path, temporary_path
+from .lock import experiment_lock
+from .params import load_params, read_params_file
+from .progress import BATCH_ENV
+from .project import ROOT_ENV, project_root, relative_to_root, resolve_path
+from .runlog import LOG_FORMAT, Console, Lines, run_log
 
 log = logging.getLogger("tclib")
 
 DEFAULT_NOTEBOOKS = Path("notebooks")
-KERNEL_ENVIRONMENT = {
-    "TQDM_MININTERVAL": "2",  # tqdm >= 4.66 reads it: a bar redraws at most every 2 s
-    "PYTHONWARNINGS": "ignore:IProgress not found",  # tqdm.auto's note that ipywidgets is missing
-}
+RUN_PARAMS = "params.yaml"  # results/<exp>/params.yaml: the params of the last run, which its notebooks read
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -57,30 +60,46 @@ def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, overrid
     holder). A failing notebook raises StageError after its executed copy is saved.
     """
     params = load_params(params_file, overrides)
-    notebooks = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    notebooks = sorted(Path(resolve_path(str(notebooks_dir))).glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         raise TclibError(f"no notebooks NN_*.ipynb found in {notebooks_dir}")
     preflight.check(params, source=str(params_file))  # every problem at once, before anything is written
     with experiment_lock(params.exp_dir, wait=wait), run_log(params.exp_dir / "logs") as console:
         out_dir = params.exp_dir / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
+        run_params = write_run_params(params_file, overrides, params.exp_dir)
+        environment = {BATCH_ENV: "1", ROOT_ENV: str(project_root())}
         for notebook in notebooks:
             start = time.perf_counter()
             log.info("running %s", notebook.name)
-            _execute(notebook, out_dir / notebook.name, params, console)
+            _execute(notebook, out_dir / notebook.name, {"params": relative_to_root(run_params)}, environment,
+                     console)
             log.info("%s done in %.0f s", notebook.name, time.perf_counter() - start)
     return params.exp_dir
 
 
-def _execute(notebook: Path, executed: Path, params: Params, console: Console) -> None:
+def write_run_params(params_file: str, overrides: dict | None, exp_dir: Path) -> Path:
+    """results/<exp>/params.yaml: the params file's mapping with the overrides, which the notebooks of
+    this run read (an executed notebook run again in JupyterLab reads it too)."""
+    values = {**read_params_file(params_file), **(overrides or {})}
+    path = exp_dir / RUN_PARAMS
+    header = f"# The params of the last `tclib reproduce` of this experiment: {params_file}"
+    header += " with overrides\n" if overrides else "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def _execute(notebook: Path, executed: Path, parameters: dict, environment: dict[str, str],
+             console: Console) -> None:
     """papermill into a temporary beside `executed`, renamed onto it when papermill returns or fails."""
     import papermill
 
     tmp = temporary_path(executed)
     stdout, stderr = Lines(console), Lines(console)
     try:
-        with _environment(KERNEL_ENVIRONMENT):
-            papermill.execute_notebook(str(notebook), str(tmp), parameters=params.to_dict(), kernel_name="python3",
+        with _environment(environment):
+            papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name="python3",
                                        progress_bar=False, cwd=str(Path.cwd()), stdout_file=stdout, stderr_file=stderr)
         os.replace(tmp, executed)
     except Exception as err:  # a cell raised, the kernel died, the disk is full...: say which, keep the rest
@@ -118,14 +137,17 @@ def _is_notebook(path: Path) -> bool:
 
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables (read by the kernel papermill starts) that are not set yet; unset them after."""
-    added = {key: value for key, value in values.items() if key not in os.environ}
-    os.environ.update(added)
+    """Set environment variables (read by the kernel papermill starts); restore them after."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        for key in added:
-            os.environ.pop(key, None)
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def data_check(args: argparse.Namespace) -> int:

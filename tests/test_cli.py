@@ -20,9 +20,9 @@ from tclib.cli import main
 from tclib.errors import LockedError
 from tclib.lock import experiment_lock
 from tclib.models.checkpoint import read_checkpoint, save_checkpoint
-from tclib.params import Params
+from tclib.project import project_root
 
-PARAMETERS = "\n".join(f"{key} = {value!r}" for key, value in Params.from_mapping({}).to_dict().items())
+PARAMETERS = 'params = "params/demo.yaml"'  # what tclib reproduce sets: the run's params file
 LOGS = ("import logging\n"
         "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s', force=True)\n"
         "log = logging.getLogger('tclib.check')\n")
@@ -53,7 +53,7 @@ def reproduce(project: Path, *options: str) -> int:
 def test_failing_notebook_ends_with_its_error(project, capsys):
     notebooks, exp_dir = project / "notebooks", project / "results" / "exp"
     write_notebook(notebooks / "01_prepare.ipynb",
-                   LOGS + "log.info('resuming %s', exp)",
+                   LOGS + "from tclib.params import load_params\nlog.info('resuming %s', load_params(params).exp)",
                    # a line redrawn 2000 times, as a progress bar is
                    "import sys\nfor i in range(2000):\n    sys.stderr.write(f'\\rstep {i + 1}/2000')\nsys.stderr.write('\\n')")
     write_notebook(notebooks / "02_teacher_scoring.ipynb",
@@ -112,8 +112,8 @@ def test_preflight_lists_every_problem_before_anything_runs(project, capsys):
         f"{project / 'exp.yaml'}: clip_pretrained 'openai' holds weights trained with QuickGELU (OpenAI's), but "
         "clip_model 'ViT-B-32' is built with GELU; use clip_model: ViT-B-32-quickgelu",
         f"{project / 'exp.yaml'}: params key 'data_root': folder not found: {project / 'none'}",
-        f"{project / 'exp.yaml'}: params key 'teacher_checkpoints': xclip: file not found: nowhere.bin "
-        f"(relative to {Path.cwd()})"]
+        f"{project / 'exp.yaml'}: params key 'teacher_checkpoints': xclip: file not found: "
+        f"{project_root() / 'nowhere.bin'}"]
     assert not (project / "results").exists()
 
 

@@ -1,31 +1,44 @@
 """The whole pipeline, end to end: the five notebooks run by papermill on a very small demo."""
 
 import json
+import os
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from tclib import pipeline
+from tclib import analysis, pipeline
 from tclib.cli import reproduce
 from tclib.params import load_params
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def small_demo(tmp_path: Path) -> dict:
-    return dict(exp="small", results_dir=str(tmp_path / "results"), data_root=str(tmp_path / "data"),
-                synthetic_train_videos=16, synthetic_test_videos=8, decode_workers=1, seeds=[0, 1],
-                pretrain_steps=4, pretrain_batch_size=32, epochs=1, teacher_epochs=1, batch_size=8, plot_videos=2)
+def small_demo() -> dict:
+    """The demo, very small; its paths are relative to the project root."""
+    return dict(exp="small", results_dir="results", data_root="data", synthetic_train_videos=16,
+                synthetic_test_videos=8, decode_workers=1, seeds=[0, 1], pretrain_steps=4, pretrain_batch_size=32,
+                epochs=1, teacher_epochs=1, batch_size=8, plot_videos=2)
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("demo")
-    overrides = small_demo(tmp_path)
-    exp_dir = reproduce(str(ROOT / "params" / "demo.yaml"), ROOT / "notebooks", overrides)
-    return exp_dir, load_params(ROOT / "params" / "demo.yaml", overrides)
+    """`tclib reproduce` of the small demo in a project of its own (params/, notebooks/), run from its root."""
+    project = tmp_path_factory.mktemp("project")
+    (project / "params").mkdir()
+    shutil.copytree(ROOT / "notebooks", project / "notebooks")
+    shutil.copy(ROOT / "params" / "demo.yaml", project / "params" / "demo.yaml")
+    before = Path.cwd()
+    os.chdir(project)
+    try:
+        exp_dir = reproduce("params/demo.yaml", Path("notebooks"), small_demo())
+        params = load_params("params/demo.yaml", small_demo())  # paths absolute: later tests run elsewhere
+    finally:
+        os.chdir(before)
+    return exp_dir, params
 
 
 def test_all_notebooks_executed(demo_run):
@@ -82,7 +95,7 @@ def test_rerun_skips_finished_stages(demo_run, monkeypatch):
 
 def test_ground_truth_relevance_sums_to_one(demo_run):
     _, params = demo_run
-    truth, kinds = pipeline.ground_truth(params)
+    truth, kinds = analysis.ground_truth(params)
     assert len(truth) == len(json.loads((Path(params.data_root) / "relevance.json").read_text()))
     for (video_id, _), relevance in truth.items():
         assert relevance.sum() == pytest.approx(1.0)
@@ -95,7 +108,9 @@ def test_decoding_on_the_fly_gives_the_cached_frames(demo_run):
     on_the_fly = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "frame_cache": False})
     decoded = pipeline.test_set(on_the_fly, pipeline.prepare_data(on_the_fly))
     assert decoded.video_ids == cached.video_ids
-    assert (decoded.frames == cached.frames).all() and (decoded.mask == cached.mask).all()
+    for name in ("frames", "mask"):
+        a, b = (np.asarray(getattr(t, name)[t.source_rows()]) for t in (decoded, cached))
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_student_saved_by_the_reference_code_is_evaluated_without_training(demo_run, tmp_path, monkeypatch):
@@ -168,3 +183,105 @@ def test_new_student_epochs_train_only_the_trainable_students_and_clean_removes_
     assert report.freed > 0 and not any(folder.exists() for folder in new_folders)
     assert intact(finished)
     assert clean([original]).removed == []
+
+
+# ------------------------------------------------------------------------- the executed notebooks
+
+def outputs_of(path: Path) -> list[tuple[dict, list[dict]]]:
+    return [(c, c.get("outputs", [])) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+
+
+def test_executed_notebooks_show_every_figure_inline_and_no_error(demo_run):
+    exp_dir, _ = demo_run
+    figures = 0
+    for path in sorted((exp_dir / "notebooks").glob("*.ipynb")):
+        for cell, outputs in outputs_of(path):
+            assert not [o for o in outputs if o["output_type"] == "error"], path.name
+            assert not [o for o in outputs if o.get("name") == "stderr"], f"{path.name}: log lines shown as errors"
+            if "figure" in cell["metadata"].get("tags", []):
+                figures += 1
+                assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: {cell['source']}"
+    assert figures == 10  # 01: 1, 02: 3, 03: 1, 04: 1, 05: 1, 06: 3
+
+
+def test_batch_runs_record_progress_in_a_few_lines(demo_run):
+    """No progress-bar redraws in the executed notebooks: a handful of log lines per notebook."""
+    exp_dir, _ = demo_run
+    for path in sorted((exp_dir / "notebooks").glob("*.ipynb")):
+        streams = [o for _, outputs in outputs_of(path) for o in outputs if o["output_type"] == "stream"]
+        lines = sum("".join(o["text"]).count("\n") for o in streams)
+        assert len(streams) <= 40 and lines <= 60, f"{path.name}: {len(streams)} stream outputs, {lines} lines"
+        assert not any("\r" in "".join(o["text"]) for o in streams), path.name
+
+
+def files_under(folder: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_an_executed_notebook_runs_again_where_it_lies(demo_run):
+    """As JupyterLab runs it: the kernel in the notebook's folder, no environment from tclib. It finds
+    every stage done (nothing trained, nothing rewritten) and writes only to results/<exp>/scratch/."""
+    import papermill
+
+    exp_dir, _ = demo_run
+    project = exp_dir.parent.parent
+    before = files_under(project)
+    folder = exp_dir / "notebooks"
+    for name in ("03_train_student.ipynb", "05_attention_plots.ipynb"):
+        papermill.execute_notebook(str(folder / name), str(project.parent / f"rerun-{name}"), cwd=str(folder),
+                                   kernel_name="python3", progress_bar=False)
+    after = files_under(project)
+    changed = sorted(p.relative_to(project) for p in after if before.get(p) != after[p])
+    assert changed == [Path("results/small/scratch/attention.png"),
+                       Path("results/small/scratch/attention_correlation.csv")]
+    assert (exp_dir / "scratch" / "attention_correlation.csv").read_text() == \
+        (exp_dir / "attention_correlation.csv").read_text()
+
+
+# --------------------------------------------------------------------------------------- explorer
+
+@pytest.fixture(scope="module")
+def explorer(demo_run):
+    from tclib.explore import Explorer
+
+    _, params = demo_run
+    return Explorer(params, pipeline.prepare_data(params), device="cpu")
+
+
+def test_explorer_ranks_a_test_caption_as_the_evaluation_does(demo_run, explorer):
+    exp_dir, _ = demo_run
+    ranks = pd.read_csv(exp_dir / "ranks.csv")
+    captions = explorer.captions
+    for i in range(len(captions)):
+        if captions.count(captions[i]) > 1:
+            continue
+        table = explorer.rank(captions[i], k=3)
+        assert len(table) == 3 * len(explorer.models)
+        for model, group in table.groupby("model"):
+            expected = ranks[(ranks.model == model) & (ranks.seed == 0) & (ranks.caption == i)]["rank"].item()
+            assert group.correct_rank.iloc[0] == expected, (model, i)
+            assert group.correct.any() == (expected <= 3)
+            assert list(group.place) == [1, 2, 3] and group.score.is_monotonic_decreasing
+
+
+def test_explorer_takes_any_query_text(explorer):
+    query = "a green square in front of a white backdrop"
+    assert query not in explorer.captions
+    table = explorer.rank(query, k=5)
+    assert len(table) == 5 * len(explorer.models) and not table.correct.any() and table.correct_rank.isna().all()
+    assert explorer.ranking_figure(query, k=5).axes
+
+
+def test_explorer_attention_of_a_video_for_two_captions(explorer):
+    video_id = explorer.video_ids[0]
+    own = explorer.data.test.caption[explorer.data.test.clip_id == video_id].iloc[0]
+    mine = explorer.attention(video_id, own)
+    other = explorer.attention(video_id, "a green square in front of a white backdrop")
+    afa = [label for label in mine.index if label.endswith(" AFA")]
+    teachers = [label for label in mine.index if label.endswith(" relevance")]
+    assert len(afa) == 3 and len(teachers) == 3 and "ground truth" in mine.index and "ground truth" not in other.index
+    np.testing.assert_allclose(mine.loc[afa + teachers].sum(axis=1), 1.0, atol=1e-5)
+    pd.testing.assert_frame_equal(mine.loc[afa], other.loc[afa])  # AFA never sees the caption
+    assert not np.allclose(mine.loc[teachers[0]], other.loc[teachers[0]])  # a teacher's relevance does
+    with pytest.raises(KeyError, match="not a test video"):
+        explorer.attention("no-such-video", own)

@@ -1,98 +1,156 @@
-"""Write notebooks/*.ipynb: a papermill parameters cell generated from tclib.params.Params, then the
-stage's calls into tclib. Run after changing the params schema: `python tools/make_notebooks.py`."""
+"""Write notebooks/*.ipynb: a short parameters cell (the params file and the step's own knobs), the
+shared set-up, then the step's calls into tclib with a few words on each. Run after changing them:
+`python tools/make_notebooks.py` (or `make notebooks`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
-from tclib.params import Params
+PARAMETERS = '''\
+# Parameters (papermill). `params` is the experiment: a params file, relative to the project root
+# (params/<exp>.yaml; `tclib reproduce` points it at results/<exp>/params.yaml, the run's own copy).
+# A value that is not None overrides the file's.
+params = "params/demo.yaml"
+seeds = None  # e.g. [0]
+device = None  # e.g. "cuda"'''
 
-SETUP = """\
-from IPython.display import Image, Markdown, display
+SETUP = '''\
+%matplotlib inline
+from IPython.display import Markdown, display
 
-from tclib import pipeline
-from tclib.params import Params
+from tclib import notebook, pipeline
 
-pipeline.setup_logging()
-P = Params.from_mapping({k: globals()[k] for k in Params.field_names()}, source="notebook parameters")
-data = pipeline.prepare_data(P)  # done by 01_data_prep; later notebooks find it cached"""
+notebook.setup_logging()
+P = notebook.notebook_params(params, globals())
+out = notebook.output_dir(P)  # results/<exp>/ in `tclib reproduce`, else results/<exp>/scratch/
+data = pipeline.prepare_data(P)  # 01 builds it; later notebooks find every part done'''
 
+# name -> (title and story, the step's knobs, [(markdown or None, code, is a figure)])
 NOTEBOOKS = {
-    "01_data_prep": ("# 01 · Data preparation\n"
-                     "Annotations (MSR-VTT layout), the frame cache (each video decoded once), and — for the demo — "
-                     "the synthetic data set and the backbone pretrained on synthetic image-caption pairs.", [
-        "display(pipeline.data_summary(P, data))",
-        "pipeline.show_sample_video(P, data, index=0)",
-    ]),
-    "02_teacher_scoring": ("# 02 · Teacher scoring\n"
-                           "Each teacher (X-CLIP, TS2-Net, X-Pool) is loaded from its checkpoint (`teacher_checkpoints`,"
-                           " the released files in TeachCLIP's layout) or trained here. With `teacher_mode: cached` its"
-                           " text and video features on the training set are then cached (float16, memory-mapped), so "
-                           "that student training scores every batch without running the teachers' towers; "
-                           "`teacher_mode: online` runs the teachers on every batch instead, as the reference does.", [
-        "teachers = pipeline.prepare_teachers(P, data)\ndisplay(pipeline.teacher_summary(P, teachers))",
-        "pipeline.plot_training_curves(P, data, kind=\"teachers\")",
-    ]),
-    "03_train_student": ("# 03 · Student training\n"
-                         "CLIP4Clip baselines (meanP, seqTransf) and TeachCLIP students (coarse-grained teaching only, "
-                         "coarse + fine-grained), one run per seed; `teachclip:xclip+ts2net` names the teachers of a "
-                         "run (default: all of `teachers`, averaged as the reference does). Runs given in "
-                         "`student_checkpoints` (a file of tclib's or of the reference code) are evaluated, not "
-                         "trained.", [
-        "pipeline.train_students(P, data)",
-        "pipeline.plot_training_curves(P, data, kind=\"students\")",
-    ]),
-    "04_evaluate": ("# 04 · Evaluation\n"
-                    "Text-to-video and video-to-text retrieval on the test split; `metrics.csv` has one row per model "
-                    "and seed, `table.md` the mean ± std over seeds.", [
-        "metrics = pipeline.evaluate_all(P, data)\ndisplay(Markdown((P.exp_dir / \"table.md\").read_text()))",
-        "display(metrics)",
-    ]),
-    "05_attention_plots": ("# 05 · AFA attention against teacher relevance\n"
-                           "For sample test videos: AFA's aggregation weights with and without fine-grained teaching, "
-                           "the teacher's frame-text relevance, and the ground truth where the data set has it.", [
-        "correlation = pipeline.attention_report(P, data)\ndisplay(correlation)",
-        "display(Image(filename=str(P.exp_dir / \"attention.png\")))",
-    ]),
+    "01_data_prep": (
+        "# 01 · Data preparation\n"
+        "The annotations are read in the data set's own layout, every video is decoded once into the frame "
+        "cache (`results/<exp>/frames/`, uint8, memory-mapped), and for the demo the synthetic data set is "
+        "written and a small CLIP is pretrained on synthetic image-caption pairs first. Videos that fail to "
+        "decode are listed in the cache's `failures.csv` and their captions left out.",
+        "sample_videos = 3  # videos shown with their sampled frames",
+        [("## Splits\nVideos and captions per split, and how many frames each video gives after sampling "
+          "(`max_frames` at `framerate` frames per second; shorter videos are padded).",
+          "notebook.data_summary(P, data)", False),
+         ("## What the models see\nThe sampled frames of a few training videos, with the second of the video "
+          "each was taken at, and the video's captions.",
+          "notebook.sample_videos(P, data, count=sample_videos)", True)]),
+    "02_teacher_scoring": (
+        "# 02 · Teachers\n"
+        "Each teacher (X-CLIP, TS2-Net, X-Pool) is loaded from its checkpoint (`teacher_checkpoints`, the "
+        "released files in TeachCLIP's layout) or trained here. With `teacher_mode: cached` its text and video "
+        "features on the training set are then cached (float16, memory-mapped), so that student training "
+        "scores every batch without running the teachers' towers.",
+        "show_teacher = None  # the teacher shown below; None: the first of the params' teachers\n"
+        "batch_captions = 8  # captions (one per test video) in the batch shown\n"
+        "relevance_captions = 3  # of which this many with their frame relevance",
+        [(None, "teacher_dirs = pipeline.prepare_teachers(P, data)\nnotebook.teacher_summary(P, teacher_dirs, data)",
+          False),
+         ("## Training curves\nTeachers trained here (the demo); a teacher loaded from a checkpoint has none.",
+          "notebook.training_curves(P, data, kind=\"teachers\")", True),
+         ("## One batch through a teacher\nWhat the student learns from: the teacher's similarity of every caption "
+          "of a batch with every video (coarse-grained teaching makes the student's in-batch similarities imitate "
+          "it; the true pairs are on the diagonal), and its frame-text relevance of a caption over its own video "
+          "(fine-grained teaching makes AFA's weights imitate it).",
+          "similarity, relevance = notebook.teacher_view(P, data, show_teacher or P.teachers[0],\n"
+          "                                               captions=batch_captions, relevance_captions=relevance_captions)\n"
+          "similarity", True),
+         (None, "relevance", True)]),
+    "03_train_student": (
+        "# 03 · Students\n"
+        "CLIP4Clip baselines (meanP, seqTransf) and TeachCLIP students (coarse-grained teaching only, coarse + "
+        "fine-grained), one run per seed; `teachclip:xclip+ts2net` names the teachers of a run (default: all of "
+        "`teachers`, averaged as the reference does). Runs given in `student_checkpoints` (a file of tclib's or "
+        "of the reference code) are evaluated, not trained. A run interrupted resumes from its last epoch.",
+        "",
+        [(None, "pipeline.train_students(P, data)", False),
+         ("## Training curves", "notebook.training_curves(P, data, kind=\"students\")", True)]),
+    "04_evaluate": (
+        "# 04 · Evaluation\n"
+        "Text-to-video and video-to-text retrieval on the test split, for every student and teacher and seed: "
+        "`metrics.csv` (one row per model and seed), `table.md` (mean ± std over seeds) and `ranks.csv` (where "
+        "each caption's own video ranks).",
+        "",
+        [(None, "metrics = pipeline.evaluate_all(P, data, out)\ndisplay(Markdown((out / \"table.md\").read_text()))",
+          False),
+         ("Every model and seed, with the costs: floats stored per video and seconds to score all pairs.",
+          "metrics", False),
+         ("## Where the correct video ranks\nOne histogram per model over every test caption and seed; the dashed "
+          "lines mark ranks 1, 5 and 10.",
+          "notebook.rank_histograms(P, out)", True)]),
+    "05_attention_plots": (
+        "# 05 · AFA attention against teacher relevance\n"
+        "For every test caption: each TeachCLIP student's AFA weights over the caption's video, each teacher's "
+        "frame-text relevance, and, where the data set has it (the demo), the ground truth of which frames the "
+        "caption describes. `attention_correlation.csv` holds their statistics against the ground truth; "
+        "`attention.png` the heatmaps of a few videos.",
+        "plot_videos = None  # heatmaps of the first caption of this many test videos...\n"
+        "plot_video_ids = None  # ...or of these test videos, e.g. [\"video7\", \"video9\"]",
+        [("## Statistics against the ground truth\nPearson correlation with the caption's relevant frames, mean "
+          "largest weight, weight on the video's two key scenes, and % of videos where one key scene gets < 10% "
+          "(mean over seeds).",
+          "correlation, figure = pipeline.attention_report(P, data, out)\ncorrelation", False),
+         ("## Heatmaps", "figure", True)]),
+    "06_explore": (
+        "# 06 · Explorer\n"
+        "Every trained model side by side (first seed): the top videos of any query text, and the frame weights "
+        "of any video for a caption. The widget at the end does the same interactively; the functions under it "
+        "(`explorer.rank`, `explorer.attention`) return tables and work without widgets.",
+        "query = None  # a test caption or any text; None: the first test caption\n"
+        "own_query = \"a green square in front of a white backdrop\"  # any text, not only test captions\n"
+        "video_id = None  # the video whose frame weights are shown; None: the query's own video\n"
+        "top_k = 10",
+        [(None, "from tclib.explore import Explorer\n\nexplorer = Explorer(P, data)\n"
+                "query = query or explorer.captions[0]\n"
+                "explorer.rank(query, k=top_k).pivot(index=\"place\", columns=\"model\", values=\"video_id\")", False),
+         ("## The top videos of a query\nFour frames per video, spread over its length, its score, and a green frame "
+          "around the caption's own video; each model's label gives the place of that video among all.",
+          "explorer.ranking_figure(query, k=top_k)", True),
+         ("## A video's frames under every model\nAFA weights (one per student: they do not depend on the caption), "
+          "each teacher's relevance for the query, and the ground truth where the data set has it.",
+          "explorer.attention_figure(video_id or explorer.correct_video(query) or explorer.video_ids[0], query)", True),
+         ("## Your own query\nAny text is a query; its table has no correct video.",
+          "explorer.ranking_figure(own_query, k=top_k)", True),
+         ("## Interactive\nPick a test caption or type any text (Enter searches), and pick a video.",
+          "explorer.widget(k=top_k)", False)]),
 }
 
 
-def code(source: str, tags: list[str] | None = None) -> dict:
-    cell = {"cell_type": "code", "execution_count": None, "id": "", "metadata": {}, "outputs": [],
-            "source": source.splitlines(keepends=True)}
+def cell(kind: str, source: str, tags: list[str] | None = None) -> dict:
+    out = {"cell_type": kind, "id": "", "metadata": {}, "source": source.splitlines(keepends=True)}
+    if kind == "code":
+        out.update(execution_count=None, outputs=[])
     if tags:
-        cell["metadata"]["tags"] = tags
-    return cell
+        out["metadata"]["tags"] = tags
+    return out
 
 
-def parameters_source() -> str:
-    lines = ["# Parameters (papermill). Every key of params/*.yaml; meanings in tclib/params.py."]
-    for f in dataclasses.fields(Params):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        lines.append(f"{f.name} = {default!r}")
-    return "\n".join(lines)
-
-
-def notebook(name: str, title: str, cells: list[str]) -> dict:
-    all_cells = [{"cell_type": "markdown", "id": "", "metadata": {}, "source": title.splitlines(keepends=True)},
-                 code(parameters_source(), ["parameters"]), code(SETUP)] + [code(c) for c in cells]
-    for i, cell in enumerate(all_cells):
-        cell["id"] = f"{name[:2]}-{i}"
-    return {
-        "cells": all_cells,
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }
+def notebook(name: str, title: str, knobs: str, steps: list) -> dict:
+    parameters = PARAMETERS + (f"\n{knobs}" if knobs else "")
+    cells = [cell("markdown", title), cell("code", parameters, ["parameters"]), cell("code", SETUP)]
+    for markdown, code, is_figure in steps:
+        if markdown:
+            cells.append(cell("markdown", markdown))
+        cells.append(cell("code", code, ["figure"] if is_figure else None))
+    for i, c in enumerate(cells):
+        c["id"] = f"{name[:2]}-{i}"
+    return {"cells": cells,
+            "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                         "language_info": {"name": "python"}},
+            "nbformat": 4, "nbformat_minor": 5}
 
 
 def main() -> None:
     out = Path(__file__).resolve().parent.parent / "notebooks"
     out.mkdir(exist_ok=True)
-    for name, (title, cells) in NOTEBOOKS.items():
-        (out / f"{name}.ipynb").write_text(json.dumps(notebook(name, title, cells), indent=1) + "\n")
+    for name, (title, knobs, steps) in NOTEBOOKS.items():
+        (out / f"{name}.ipynb").write_text(json.dumps(notebook(name, title, knobs, steps), indent=1) + "\n")
 
 
 if __name__ == "__main__":

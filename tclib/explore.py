@@ -1,0 +1,196 @@
+"""The explorer: rankings of any query text and frame weights of any (video, caption), for every
+trained model side by side.
+
+    from tclib.explore import Explorer
+    explorer = Explorer(P, data)                  # models of the first seed, features computed once
+    explorer.rank("a red circle on a blue background", k=10)   # one row per (model, place)
+    explorer.attention("video7", "a red circle ...")            # one row per weights, one column per frame
+    explorer.widget()                             # the same in ipywidgets, in JupyterLab
+
+Every video's features are computed once per model, a batch of frames at a time (tensors of
+features are kept, never frames); a query then costs one text forward per model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import pipeline
+from .analysis import afa_weights, ground_truth
+from .evaluate import TestSet
+from .models import CLIP4Clip, Teacher, Tokenizer
+from .models.teachers import select
+from .params import Params
+from .plots import Figure, attention_figure, ranking_figure, thumbnail_strip
+from .scoring import encode_videos
+from .train import resolve_device
+
+
+class Explorer:
+    """Every trained model of a params file (students and teachers, one seed) over its test split."""
+
+    def __init__(self, P: Params, data: pipeline.Data, seed: int | None = None, device: str | None = None) -> None:
+        self.P, self.data = P, data
+        self.seed = P.seeds[0] if seed is None else seed
+        self.device = resolve_device(device or P.device)
+        self.test: TestSet = pipeline.test_set(P, data)
+        self.tokenizer = Tokenizer(P.max_words)
+        self.models: dict[str, CLIP4Clip | Teacher] = {}
+        for run in P.runs:
+            seed_of_run = None if run in P.student_checkpoints else self.seed
+            self.models[pipeline.run_spec(run)["label"]] = pipeline.load_student(P, data, run, seed_of_run)
+        for name in P.teachers:
+            self.models[pipeline.TEACHER_LABELS.get(name, name)] = pipeline.load_teacher(P, data, name, self.seed)
+        self._video_features: dict[str, Any] = {}
+        self.truth, _ = ground_truth(P)
+
+    @property
+    def video_ids(self) -> list[str]:
+        return self.test.video_ids
+
+    @property
+    def captions(self) -> list[str]:
+        """The test captions, in order (any other text can be a query too)."""
+        return list(self.data.test.caption)
+
+    def video_features(self, label: str) -> Any:
+        """The test videos' features of one model, computed on first use (a batch at a time)."""
+        if label not in self._video_features:
+            model = self.models[label].eval().to(self.device)
+            encode = model.encode_video if isinstance(model, Teacher) else (lambda f, m: model.encode_video(f, m)[0])
+            self._video_features[label] = encode_videos(encode, self.test.frames, self.test.mask,
+                                                        self.P.eval_batch_size, self.device,
+                                                        desc=f"{label} videos", rows=self.test.source_rows())
+        return self._video_features[label]
+
+    @torch.no_grad()
+    def scores(self, query: str) -> dict[str, np.ndarray]:
+        """{model: (V,) similarity of the query text with every test video}."""
+        tokens = self.tokenizer([query]).to(self.device)
+        out = {}
+        for label, model in self.models.items():
+            video = self.video_features(label)
+            if isinstance(model, Teacher):
+                text = model.encode_text(tokens)
+                sims = [model.similarity(text, {k: v.to(self.device) for k, v in
+                                               select(video, slice(i, i + self.P.eval_batch_size)).items()})
+                        for i in range(0, len(self.video_ids), self.P.eval_batch_size)]
+                out[label] = torch.cat(sims, dim=1)[0].float().cpu().numpy()
+            else:
+                text = model.encode_text(tokens)
+                out[label] = (text @ video.to(self.device).t())[0].float().cpu().numpy()
+        return out
+
+    def correct_video(self, query: str) -> str | None:
+        """The video of a test caption (its first, if several share the text); None for other text."""
+        matches = self.data.test.clip_id[self.data.test.caption == query]
+        return str(matches.iloc[0]) if len(matches) else None
+
+    def rank(self, query: str, k: int = 10) -> pd.DataFrame:
+        """The top-k test videos of `query` for every model: columns model, place (1 = best),
+        video_id, score, correct, and correct_rank (the place of the caption's own video among all
+        test videos; NaN when the query is not a test caption)."""
+        correct = self.correct_video(query)
+        rows = []
+        for label, score in self.scores(query).items():
+            order = np.argsort(-score, kind="stable")
+            correct_rank = (float(np.sum(score > score[self.video_ids.index(correct)]) + 1)
+                            if correct is not None else float("nan"))
+            for place, v in enumerate(order[:k], 1):
+                rows.append({"model": label, "place": place, "video_id": self.video_ids[v],
+                             "score": float(score[v]), "correct": self.video_ids[v] == correct,
+                             "correct_rank": correct_rank})
+        return pd.DataFrame(rows)
+
+    @torch.no_grad()
+    def attention(self, video_id: str, caption: str) -> pd.DataFrame:
+        """Per-frame weights of one video, one row each: every AFA student's aggregation weights
+        (caption-independent), every teacher's frame-text relevance for `caption` (any text), and
+        the ground truth where the data set has it for that (video, caption). Columns: the frames
+        0..F-1 (padded slots included; see the mask from data.cache.get)."""
+        position = self._position(video_id)
+        rows: dict[str, np.ndarray] = {}
+        for label, model in self.models.items():
+            if isinstance(model, CLIP4Clip) and model.afa is not None:
+                rows[f"{label} AFA"] = afa_weights(model, self.test, 1, self.device, np.array([position]))[0]
+        tokens = self.tokenizer([caption]).to(self.device)
+        frames, mask = (torch.from_numpy(np.array(a[self.test.source_rows([position])])).to(self.device)
+                        for a in (self.test.frames, self.test.mask))
+        for label, model in self.models.items():
+            if isinstance(model, Teacher):
+                model.eval().to(self.device)
+                rows[f"{label} relevance"] = model.relevance(model.encode_text(tokens),
+                                                            model.encode_video(frames, mask))[0].cpu().numpy()
+        if (video_id, caption) in self.truth:
+            rows["ground truth"] = self.truth[(video_id, caption)]
+        return pd.DataFrame.from_dict({label: np.asarray(row, dtype=float) for label, row in rows.items()},
+                                      orient="index")
+
+    def _position(self, video_id: str) -> int:
+        if video_id not in self.video_ids:
+            raise KeyError(f"{video_id!r} is not a test video of {self.P.exp} "
+                           f"(test videos: {', '.join(self.video_ids[:5])}, ...)")
+        return self.video_ids.index(video_id)
+
+    # ----------------------------------------------------------------------------------- figures
+
+    def ranking_figure(self, query: str, k: int = 10) -> Figure:
+        table = self.rank(query, k)
+        thumbnails = {}
+        for video_id in table.video_id.unique():
+            thumbnails[video_id] = thumbnail_strip(*self.data.cache.get(video_id))
+        rankings = {}
+        for label, group in table.groupby("model", sort=False):
+            rank = group.correct_rank.iloc[0]
+            name = label if np.isnan(rank) else f"{label}\n(correct video: #{rank:.0f})"
+            rankings[name] = group
+        return ranking_figure(rankings, thumbnails, query)
+
+    def attention_figure(self, video_id: str, caption: str) -> Figure:
+        frames, mask = self.data.cache.get(video_id)
+        rows = {label: row.to_numpy() for label, row in self.attention(video_id, caption).iterrows()}
+        return attention_figure([{"frames": frames, "mask": mask, "video_id": video_id, "caption": caption,
+                                  "rows": rows}], seed=self.seed)
+
+    # ----------------------------------------------------------------------------------- widgets
+
+    def widget(self, k: int = 10) -> Any:
+        """The explorer in ipywidgets: a query box (type anything, or pick a test caption) with the
+        top-k videos of every model, and a video picker with the frame weights for that caption."""
+        import ipywidgets as w
+        from IPython.display import display
+
+        first = self.captions[0]
+        pick = w.Dropdown(options=list(dict.fromkeys(self.captions)), value=first, description="caption",
+                          layout=w.Layout(width="95%"))
+        query = w.Text(value=first, description="query", layout=w.Layout(width="95%"),
+                       placeholder="any text; Enter to search", continuous_update=False)
+        video = w.Dropdown(options=self.video_ids, value=self.correct_video(first) or self.video_ids[0],
+                           description="video")
+        ranking_out, attention_out = w.Output(), w.Output()
+
+        def show_ranking(*_: Any) -> None:
+            ranking_out.clear_output(wait=True)
+            with ranking_out:
+                display(self.ranking_figure(query.value, k))
+
+        def show_attention(*_: Any) -> None:
+            attention_out.clear_output(wait=True)
+            with attention_out:
+                display(self.attention_figure(video.value, query.value))
+
+        def on_pick(change: dict) -> None:
+            query.value = change["new"]
+            video.value = self.correct_video(change["new"]) or video.value
+
+        pick.observe(on_pick, names="value")
+        query.observe(lambda _: (show_ranking(), show_attention()), names="value")
+        video.observe(show_attention, names="value")
+        show_ranking()
+        show_attention()
+        return w.VBox([pick, query, w.HTML("<b>Top videos per model</b> (green: the caption's own video)"),
+                       ranking_out, video, attention_out])
