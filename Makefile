@@ -5,7 +5,7 @@ PARAMS ?= params/demo.yaml
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tclib-installed
 
-.PHONY: reproduce test notebooks clean-demo
+.PHONY: reproduce test browser-check notebooks clean-demo
 
 reproduce: $(STAMP)
 	$(BIN)/tclib reproduce $(PARAMS)
@@ -19,6 +19,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $(STAMP)
+
+# Opens the executed notebooks of `make reproduce` in JupyterLab in headless Chromium: fails on an
+# error output or a figure cell without an image; screenshots go to results/demo/screenshots/.
+# Installs Debian's chromium and chromium-driver (apt-get, as root or through sudo) and selenium.
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+browser-check: $(STAMP)
+	command -v chromium > /dev/null && command -v chromedriver > /dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+	$(BIN)/python -m pip install --quiet -e ".[browser]"
+	$(BIN)/python tools/browser_check.py results/$(basename $(notdir $(PARAMS)))
 
 # Regenerate notebooks/*.ipynb after changing the params schema (tclib/params.py).
 notebooks: $(STAMP)
