@@ -58,14 +58,28 @@ class Stage:
         """True when the stage finished with these inputs; otherwise creates its folder (kept if there)."""
         if self.record.is_file():
             return True
-        others = sorted(p.parent.name for p in self.base.glob(f"*/{RECORD}")) if self.base.is_dir() else []
         if self.directory.is_dir():
             log.info("%s: continuing the unfinished run in %s", self.base, self.directory.name)
-        elif others:
-            log.info("%s: inputs differ from the finished run(s) %s (kept); running with inputs %s",
-                     self.base, ", ".join(others), self.fingerprint)
+        elif nearest := self._nearest_finished():
+            name, changed = nearest
+            log.info("%s: running with inputs %s; the finished run %s (kept) differs in %s",
+                     self.base, self.fingerprint, name, ", ".join(changed))
         self.directory.mkdir(parents=True, exist_ok=True)
         return False
+
+    def _nearest_finished(self) -> tuple[str, list[str]] | None:
+        """The finished run beside this one whose inputs differ in the fewest keys, and those keys."""
+        if not self.base.is_dir():
+            return None
+        runs = []
+        for record in sorted(self.base.glob(f"*/{RECORD}")):
+            try:
+                inputs = json.loads(record.read_text()).get("inputs", {})
+            except (OSError, ValueError):
+                continue
+            changed = sorted(k for k in set(inputs) | set(self.inputs) if inputs.get(k) != self.inputs.get(k))
+            runs.append((len(changed), record.parent.name, changed))
+        return min(runs)[1:] if runs else None
 
     def finish(self, **info: Any) -> None:
         with atomic_path(self.record) as tmp:

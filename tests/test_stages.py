@@ -112,3 +112,18 @@ def test_a_stage_of_other_inputs_is_kept_beside_and_found_again(tmp_path):
     assert not second.done() and second.directory != first.directory
     assert (first.directory / "model.pt").read_text() == "weights"  # nothing deleted
     assert Stage(tmp_path / "students" / "teachclip", {"epochs": 5}).done()  # switching back reuses it
+
+
+def test_a_new_run_names_the_inputs_that_differ_from_the_nearest_finished_one(tmp_path, caplog):
+    base = tmp_path / "teachers" / "xclip"
+    for inputs in ({"seed": 0, "lr": 1e-4, "epochs": 5}, {"seed": 1, "lr": 1e-4, "epochs": 5}):
+        stage = Stage(base, inputs)
+        stage.done()
+        stage.finish()
+    with caplog.at_level("INFO", logger="tclib.stages"):
+        Stage(base, {"seed": 1, "lr": 3e-4, "epochs": 5}).done()
+        Stage(base, {"seed": 2, "lr": 1e-4, "epochs": 5}).done()
+    first, second = caplog.messages
+    assert first.endswith(f"the finished run {Stage(base, {'seed': 1, 'lr': 1e-4, 'epochs': 5}).fingerprint} "
+                          "(kept) differs in lr")
+    assert second.endswith("differs in seed")
