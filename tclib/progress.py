@@ -31,9 +31,25 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
     Both iterate over `iterable` and take update(n), set_postfix(**values) and close()."""
     if in_batch_run():
         return LogProgress(iterable, total=total, desc=desc, unit=unit, leave=leave, disable=disable)
-    from tqdm.auto import tqdm
+    return _bar_class()(iterable, total=total, desc=desc, unit=unit, leave=leave, disable=disable)
 
-    return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, disable=disable)
+
+def _bar_class() -> type:
+    """tqdm's widget bar inside a Jupyter kernel, its text bar elsewhere. Not tqdm.auto: its class
+    also derives from tqdm_asyncio, which opens an iterator of the iterable on construction and
+    another on iteration, so a shuffling DataLoader would draw its seed twice per epoch and train
+    on another order than without a bar."""
+    try:
+        from IPython import get_ipython
+
+        in_kernel = get_ipython() is not None and hasattr(get_ipython(), "kernel")
+    except ImportError:
+        in_kernel = False
+    if in_kernel:
+        from tqdm.notebook import tqdm
+    else:
+        from tqdm.std import tqdm
+    return tqdm
 
 
 class LogProgress:
@@ -45,7 +61,7 @@ class LogProgress:
         self.iterable, self.desc, self.unit, self.leave, self.disable = iterable, desc, unit, leave, disable
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)  # type: ignore[arg-type]
-        self.total, self.n, self.postfix = total, 0, ""
+        self.total, self.n, self.postfix, self.logged_n = total, 0, "", 0
         self.started = self.last = time.monotonic()
         self.closed = False
 
@@ -67,7 +83,7 @@ class LogProgress:
         self.n += n
         now = time.monotonic()
         if not self.disable and now - self.last >= EVERY:
-            self.last = now
+            self.last, self.logged_n = now, self.n
             log.info("%s", self.line())
 
     def set_postfix(self, refresh: bool = True, **values: Any) -> None:
@@ -83,5 +99,6 @@ class LogProgress:
         if self.closed:
             return
         self.closed = True
-        if not self.disable and (self.leave or time.monotonic() - self.started >= EVERY) and self.n:
+        if (not self.disable and (self.leave or time.monotonic() - self.started >= EVERY)
+                and self.n and self.n != self.logged_n):
             log.info("%s", self.line())

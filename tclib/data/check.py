@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from tqdm import tqdm
+from ..progress import progress
 
 from tclib.data.readers import get_reader
 from tclib.errors import DataError
@@ -124,7 +124,7 @@ def check_dataset(
     reasons: dict[str, str | None] = {}
     if decode:
         present = [p for p in paths if exists[p]]
-        for path in tqdm(present, desc=f"open {dataset} videos", unit="video"):
+        for path in progress(present, desc=f"open {dataset} videos", unit="video"):
             reasons[path] = probe_video(path)
 
     results = []
