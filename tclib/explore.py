@@ -146,7 +146,7 @@ class Explorer:
         rankings = {}
         for label, group in table.groupby("model", sort=False):
             rank = group.correct_rank.iloc[0]
-            name = label if np.isnan(rank) else f"{label}\n(correct video: #{rank:.0f})"
+            name = label if np.isnan(rank) else f"{label}\ncorrect video: #{rank:.0f}"
             rankings[name] = group
         return ranking_figure(rankings, thumbnails, query)
 
@@ -185,10 +185,18 @@ class Explorer:
 
         def on_pick(change: dict) -> None:
             query.value = change["new"]
-            video.value = self.correct_video(change["new"]) or video.value
+
+        def on_query(change: dict) -> None:
+            # the caption's own video, or for any other text the first model's best video
+            best = self.correct_video(change["new"]) or self.rank(change["new"], 1).video_id.iloc[0]
+            show_ranking()
+            if video.value == best:
+                show_attention()
+            else:
+                video.value = best  # shows the attention through its own observer
 
         pick.observe(on_pick, names="value")
-        query.observe(lambda _: (show_ranking(), show_attention()), names="value")
+        query.observe(on_query, names="value")
         video.observe(show_attention, names="value")
         show_ranking()
         show_attention()

@@ -74,7 +74,7 @@ def data_summary(P: Params, data: pipeline.Data) -> pd.DataFrame:
                      "frames per video (min/mean/max)": f"{frames.min()}/{frames.mean():.1f}/{frames.max()}"})
     rows.append({"split": "failed to decode", "videos": len(data.cache.failed), "captions": 0,
                  "frames per video (min/mean/max)": ""})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index("split")
 
 
 def sample_videos(P: Params, data: pipeline.Data, count: int = 2, split: str = "train") -> Figure:
@@ -110,7 +110,7 @@ def teacher_summary(P: Params, teachers: Mapping[tuple[str, int], Path], data: p
                                               for k, v in {**features.text, **features.video}.items()),
                         "cache MB": round(cache_size(features)["bytes"] / 2**20, 1)})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index(["teacher", "seed"])
 
 
 def teacher_view(P: Params, data: pipeline.Data, name: str, captions: int = 8, relevance_captions: int = 3

@@ -45,12 +45,14 @@ def attention_figure(videos: Sequence[dict], seed: int | None = None, title: str
     fig = Figure(figsize=(12, height))
     outer = fig.add_gridspec(max(1, len(videos)), 2, width_ratios=[60, 1], hspace=0.6, wspace=0.02,
                              top=1 - 0.75 / height, bottom=0.45 / height, left=0.12, right=0.93)
+    widest = max((int(np.sum(v["mask"])) for v in videos), default=1)  # frames line up across panels
     heat_axes = []
     for panel, video in enumerate(videos):
         valid = int(np.sum(video["mask"]))
         grid = outer[panel, 0].subgridspec(2, 1, height_ratios=[1.0, 0.3 * n_rows], hspace=0.05)
         ax_frames = fig.add_subplot(grid[0])
         ax_frames.imshow(framed_strip(video["frames"], valid), aspect="auto", extent=(0, valid, 1, 0))
+        ax_frames.set_xlim(0, widest)
         ax_frames.set_axis_off()
         name = f"{video['video_id']}: " if video.get("video_id") else ""
         ax_frames.set_title("\n".join(textwrap.wrap(f"{name}“{video['caption']}”", 120)), fontsize=9, loc="left")
@@ -59,6 +61,7 @@ def attention_figure(videos: Sequence[dict], seed: int | None = None, title: str
         sns.heatmap(matrix, ax=ax_heat, cmap="viridis", vmin=0.0, vmax=vmax, cbar=False, annot=valid <= 16,
                     fmt=".2f", annot_kws={"fontsize": 6}, yticklabels=list(video["rows"]),
                     xticklabels=[str(i) for i in range(valid)], linewidths=0.5, linecolor="white")
+        ax_heat.set_xlim(0, widest)
         ax_heat.tick_params(axis="y", labelsize=7, rotation=0)
         ax_heat.tick_params(axis="x", labelsize=7)
         ax_heat.set_xlabel("frame" if panel == len(videos) - 1 else "")
@@ -67,7 +70,8 @@ def attention_figure(videos: Sequence[dict], seed: int | None = None, title: str
         mappable = heat_axes[0].collections[0]
         fig.colorbar(mappable, cax=fig.add_subplot(outer[:, 1]), label="weight on the frame")
     heading = title or "Frame weights" + (f" (models of seed {seed})" if seed is not None else "")
-    fig.suptitle(f"{heading}\n{AFA_NOTE}", fontsize=9, x=0.02, ha="left", y=1.0)
+    has_afa = any("AFA" in label for v in videos for label in v["rows"])
+    fig.suptitle(f"{heading}\n{AFA_NOTE}" if has_afa else heading, fontsize=9, x=0.02, ha="left", y=1.0)
     return fig
 
 
@@ -136,7 +140,7 @@ def similarity_figure(sim: np.ndarray, labels: Sequence[str], title: str = "") -
     for i in range(len(labels)):
         ax.add_patch(Rectangle((i, i), 1, 1, fill=False, edgecolor="cyan", linewidth=1.2))
     ax.set_xlabel("video")
-    ax.set_ylabel("caption (of the video with the same label)")
+    ax.set_ylabel("caption of the video")
     ax.tick_params(labelsize=7)
     if title:
         ax.set_title(title, fontsize=9, loc="left")
@@ -152,25 +156,30 @@ def thumbnail_strip(frames: np.ndarray, mask: np.ndarray, count: int = 4) -> np.
 
 
 def ranking_figure(rankings: Mapping[str, pd.DataFrame], thumbnails: Mapping[str, np.ndarray], query: str) -> Figure:
-    """Top videos of one query, one row per model: a thumbnail strip per video (an (H, W, 3) image,
-    see thumbnail_strip), its score, and a green frame around the correct video. Each ranking has
-    columns video_id, score, correct (and rank)."""
+    """Top videos of one query, the models side by side (one column each, best video on top): a
+    thumbnail strip per video (an (H, W, 3) image, see thumbnail_strip) with its id and score, and a
+    green frame around the correct video. Each ranking has columns video_id, score, correct."""
     models = list(rankings)
     k = max((len(r) for r in rankings.values()), default=1)
-    fig = Figure(figsize=(1.9 * k + 1.6, 1.0 * max(1, len(models)) + 0.5))
-    for i, model in enumerate(models):
-        for j, row in enumerate(rankings[model].itertuples(index=False)):
-            ax = fig.add_subplot(len(models), k, i * k + j + 1)
+    columns = max(1, len(models))
+    fig = Figure(figsize=(0.4 + 1.5 * columns, 0.9 + 0.62 * k))
+    grid = fig.add_gridspec(k, columns, left=0.3 / (0.4 + 1.5 * columns), right=0.995, bottom=0.01,
+                            top=1 - 0.8 / (0.9 + 0.62 * k), hspace=0.55, wspace=0.08)
+    for column, model in enumerate(models):
+        for place, row in enumerate(rankings[model].itertuples(index=False)):
+            ax = fig.add_subplot(grid[place, column])
             ax.imshow(thumbnails[row.video_id])
             ax.set_xticks([])
             ax.set_yticks([])
             colour = "limegreen" if row.correct else "lightgrey"
             for spine in ax.spines.values():
                 spine.set_edgecolor(colour)
-                spine.set_linewidth(4 if row.correct else 1)
-            ax.set_title(f"{row.video_id}\n{row.score:.2f}", fontsize=6)
-            if j == 0:
-                ax.set_ylabel("\n".join(textwrap.wrap(model, 18)), fontsize=7, rotation=0, ha="right", va="center")
-    fig.suptitle("\n".join(textwrap.wrap(f"“{query}”", 140)), fontsize=9, x=0.02, ha="left")
-    fig.tight_layout()
+                spine.set_linewidth(3 if row.correct else 1)
+            ax.set_xlabel(f"{row.video_id}  {row.score:.2f}", fontsize=8, labelpad=1)
+            if place == 0:
+                ax.set_title("\n".join(part for line in model.split("\n") for part in textwrap.wrap(line, 22)),
+                             fontsize=8.5)
+            if column == 0:
+                ax.set_ylabel(str(place + 1), fontsize=9, rotation=0, ha="right", va="center")
+    fig.suptitle("\n".join(textwrap.wrap(f"“{query}”", 150)), fontsize=10, x=0.01, ha="left")
     return fig

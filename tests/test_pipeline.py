@@ -285,3 +285,29 @@ def test_explorer_attention_of_a_video_for_two_captions(explorer):
     assert not np.allclose(mine.loc[teachers[0]], other.loc[teachers[0]])  # a teacher's relevance does
     with pytest.raises(KeyError, match="not a test video"):
         explorer.attention("no-such-video", own)
+
+
+def test_explorer_widget_follows_the_query(explorer):
+    box = explorer.widget(k=3)
+    pick, query, video = box.children[0], box.children[1], box.children[4]
+    first_student = next(iter(explorer.models))
+    # a text of one's own: the first model's best video is shown
+    text = "a red circle moving across a dark background"
+    query.value = text
+    assert video.value == explorer.rank(text, 1).query("model == @first_student").video_id.item()
+    # a test caption picked from the list: its own video
+    caption = explorer.captions[-1]
+    pick.value = caption
+    assert query.value == caption and video.value == explorer.correct_video(caption)
+
+
+def test_data_summary_counts_the_small_demo(demo_run):
+    _, P = demo_run
+    from tclib import notebook
+
+    summary = notebook.data_summary(P, pipeline.prepare_data(P))
+    # 16 training videos with 4 captions each, 8 test videos with one (the 1k-A layout), none failed
+    assert summary.loc[["train", "test", "failed to decode"], ["videos", "captions"]].values.tolist() == [
+        [16, 64], [8, 8], [0, 0]]
+    low, mean, high = summary.loc["train", "frames per video (min/mean/max)"].split("/")
+    assert 10 <= int(low) <= float(mean) <= int(high) == P.max_frames  # demo videos last 10-14 s, 12 frames kept

@@ -60,18 +60,20 @@ def start_jupyterlab(workdir: Path, port: int, log: Path) -> subprocess.Popen:
                "--ServerApp.ip=127.0.0.1", "--ServerApp.token=", "--ServerApp.password=",
                f"--ServerApp.root_dir={ROOT}", f"--LabApp.user_settings_dir={settings}",
                f"--LabApp.workspaces_dir={workdir / 'workspaces'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # a container's root user
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
         if server.poll() is not None:
-            raise CheckFailed(f"JupyterLab exited with code {server.returncode}; its log: {log}")
+            raise CheckFailed(f"JupyterLab exited with code {server.returncode}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2)
             return server
         except OSError:
             time.sleep(0.5)
     server.terminate()
-    raise CheckFailed(f"JupyterLab did not answer on port {port} within 120 s; its log: {log}")
+    raise CheckFailed(f"JupyterLab did not answer on port {port} within 120 s")
 
 
 def start_browser(profile: Path):
@@ -118,6 +120,13 @@ const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
 return panel.querySelector('.jp-WindowedPanel-outer') || panel.querySelector('.jp-Notebook');
 """
 
+CONTENT_HEIGHT_JS = """
+const scroller = arguments[0];
+const cells = scroller.querySelectorAll('.jp-Cell');
+const last = cells[cells.length - 1];
+return last.getBoundingClientRect().bottom - scroller.getBoundingClientRect().top + scroller.scrollTop + 30;
+"""
+
 
 def open_notebook(browser, port: int, relative: str, n_cells: int) -> list[dict]:
     browser.set_window_size(WIDTH, 1200)
@@ -131,7 +140,7 @@ def open_notebook(browser, port: int, relative: str, n_cells: int) -> list[dict]
 def screenshot(browser, path: Path) -> list[Path]:
     """The whole notebook, in parts of at most SHOT_HEIGHT pixels."""
     scroller = browser.execute_script(SCROLLER_JS)
-    total = browser.execute_script("return arguments[0].scrollHeight", scroller)
+    total = int(browser.execute_script(CONTENT_HEIGHT_JS, scroller))
     chrome = 1200 - browser.execute_script("return arguments[0].clientHeight", scroller)
     view = min(total, SHOT_HEIGHT)
     browser.set_window_size(WIDTH, view + chrome)
@@ -215,6 +224,9 @@ def run_explorer_live(browser, port: int, notebook: Path, screenshots: Path) -> 
                                     ".some(i => i.complete && i.naturalWidth > 0)"), 120, "the explorer to answer")
             time.sleep(5)
     shots = screenshot(browser, screenshots / f"{notebook.stem}-live.png")
+    widget_shot = screenshots / f"{notebook.stem}-widget.png"
+    if widget_picture(browser, widget_shot):
+        shots.append(widget_shot)
     after = files_outside(exp_dir)
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
     if changed:
@@ -222,6 +234,24 @@ def run_explorer_live(browser, port: int, notebook: Path, screenshots: Path) -> 
                         + ", ".join(changed[:10]))
     print(f"{notebook.name} (live): {len(problems)} problems; screenshot {', '.join(p.name for p in shots)}")
     return problems
+
+
+def widget_picture(browser, path: Path) -> bool:
+    """The explorer's cell alone (its output: the widgets), the window tall enough to hold it."""
+    from selenium.webdriver.common.by import By
+
+    cells = browser.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
+    if not cells:
+        return False
+    output = cells[-1].find_elements(By.CSS_SELECTOR, ".jp-OutputArea")
+    target = output[0] if output else cells[-1]
+    height = browser.execute_script("return arguments[0].getBoundingClientRect().height", target)
+    browser.set_window_size(WIDTH, int(height) + 400)
+    browser.execute_script("arguments[0].scrollIntoView()", target)
+    time.sleep(1)
+    target.screenshot(str(path))
+    browser.set_window_size(WIDTH, 1200)
+    return True
 
 
 def click_menu(browser, menu: str, item: str) -> None:
@@ -251,10 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tclib-browser-") as tmp:
         work = Path(tmp)
-        server = start_jupyterlab(work, free_port(), work / "jupyterlab.log")
-        port = int(server.args[3].split("=")[1])
-        browser = None
+        port = free_port()
+        server = browser = None
         try:
+            server = start_jupyterlab(work, port, work / "jupyterlab.log")
             browser = start_browser(work / "profile")
             for notebook in notebooks:
                 problems += check_notebook(browser, port, notebook, screenshots)
@@ -266,10 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if browser is not None:
                 browser.quit()
-            server.terminate()
-            server.wait(timeout=30)
-            if problems:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+            if problems and (work / "jupyterlab.log").is_file():
                 shutil.copy(work / "jupyterlab.log", screenshots / "jupyterlab.log")
+                problems.append(f"JupyterLab's log: {(screenshots / 'jupyterlab.log').relative_to(ROOT)}")
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     print(f"browser check: {len(notebooks)} notebooks, {len(problems)} problems; screenshots in "

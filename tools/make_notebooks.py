@@ -95,7 +95,7 @@ NOTEBOOKS = {
         [("## Statistics against the ground truth\nPearson correlation with the caption's relevant frames, mean "
           "largest weight, weight on the video's two key scenes, and % of videos where one key scene gets < 10% "
           "(mean over seeds).",
-          "correlation, figure = pipeline.attention_report(P, data, out)\ncorrelation", False),
+          "correlation, figure = pipeline.attention_report(P, data, out)\ncorrelation.set_index(\"weights\").round(3)", False),
          ("## Heatmaps", "figure", True)]),
     "06_explore": (
         "# 06 · Explorer\n"
