@@ -5,7 +5,9 @@ folders whether the kit runs from the command line in the project, from a notebo
 or from an executed copy in `results/<exp>/notebooks/` (where JupyterLab starts its kernel). The
 root is, in this order: the folder named by the environment variable TCLIB_ROOT; the nearest folder
 at or above the current one that holds both `params/` and `notebooks/` (a checkout of the kit, or a
-project laid out like it); the current folder.
+project laid out like it); the checkout this tclib is installed from (`pip install -e .`, as
+`make` does), so that papermill run from any other folder still finds `params/demo.yaml`; the
+current folder.
 """
 
 from __future__ import annotations
@@ -16,15 +18,23 @@ from pathlib import Path
 ROOT_ENV = "TCLIB_ROOT"
 
 
+def _is_project(folder: Path) -> bool:
+    return (folder / "params").is_dir() and (folder / "notebooks").is_dir()
+
+
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
+KIT_CHECKOUT: Path | None = _PACKAGE_PARENT if _is_project(_PACKAGE_PARENT) else None
+
+
 def project_root(start: str | os.PathLike | None = None) -> Path:
     """The project root, found from `start` (default: the current folder); an absolute path."""
     if os.environ.get(ROOT_ENV):
         return Path(os.environ[ROOT_ENV]).expanduser().resolve()
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "params").is_dir() and (folder / "notebooks").is_dir():
+        if _is_project(folder):
             return folder
-    return here
+    return KIT_CHECKOUT or here
 
 
 def resolve_path(value: str, root: str | os.PathLike | None = None) -> str:

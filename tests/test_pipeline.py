@@ -1,4 +1,4 @@
-"""The whole pipeline, end to end: the five notebooks run by papermill on a very small demo."""
+"""The whole pipeline, end to end: the six notebooks run by papermill on a very small demo."""
 
 import json
 import os

@@ -28,10 +28,18 @@ def test_root_is_found_from_any_folder_below_it(project, monkeypatch):
     assert project_root() == project
 
 
-def test_root_outside_a_project_is_the_current_folder_unless_the_environment_names_one(tmp_path, monkeypatch):
+def test_root_outside_a_project_is_the_kits_checkout_else_the_current_folder(tmp_path, monkeypatch):
+    import tclib.project
+
     monkeypatch.delenv(ROOT_ENV, raising=False)
     (tmp_path / "elsewhere").mkdir()
+    # tclib installed from a checkout (as make does): that checkout
+    assert tclib.project.KIT_CHECKOUT == Path(__file__).resolve().parent.parent
+    assert project_root(tmp_path / "elsewhere") == tclib.project.KIT_CHECKOUT
+    # installed as a plain package: the current folder
+    monkeypatch.setattr(tclib.project, "KIT_CHECKOUT", None)
     assert project_root(tmp_path / "elsewhere") == tmp_path / "elsewhere"
+    # the environment overrides both
     monkeypatch.setenv(ROOT_ENV, str(tmp_path))
     assert project_root(tmp_path / "elsewhere") == tmp_path
 
