@@ -36,8 +36,11 @@ def xclip_state():
 
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
-    """Run in tmp_path: relative paths of the params resolve there, as the pipeline resolves them."""
+    """tmp_path as the project folder: relative paths of the params resolve there."""
+    from tclib.project import ROOT_ENV
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
     return tmp_path
 
 
