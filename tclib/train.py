@@ -20,10 +20,11 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from .progress import progress
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
+from .data.dataset import BatchReads
 from .models.checkpoint import read_checkpoint, save_checkpoint
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,21 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def training_loader(dataset: Dataset, config: TrainConfig, generator: torch.Generator,
+                    device: torch.device) -> DataLoader:
+    """Shuffled batches of `dataset` in the order `generator` gives. A dataset over a frame cache
+    (`reads_batches`) is read a whole batch at a time (one sorted gather from the memory map);
+    others item by item. Both give the same batches for the same generator state."""
+    drop_last = len(dataset) > config.batch_size
+    pin = device.type == "cuda"
+    if getattr(dataset, "reads_batches", False):
+        batches = BatchSampler(RandomSampler(dataset, generator=generator), config.batch_size, drop_last)
+        return DataLoader(BatchReads(dataset), batch_size=None, sampler=batches, num_workers=config.num_workers,
+                          generator=generator, pin_memory=pin)
+    return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=drop_last,
+                      num_workers=config.num_workers, generator=generator, pin_memory=pin)
+
+
 def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConfig, out_dir: str | Path,
           desc: str = "train") -> nn.Module:
     """Train `model` on `dataset`; checkpoints in `out_dir`; returns the trained model (on its device).
@@ -111,8 +127,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
 
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=len(dataset) > config.batch_size,
-                        num_workers=config.num_workers, generator=generator, pin_memory=device.type == "cuda")
+    loader = training_loader(dataset, config, generator, device)
     total_steps = config.epochs * len(loader)
     groups = param_groups(model, config)
     if not groups:

@@ -554,6 +554,32 @@ def test_pair_dataset(synth, tmp_path):
         PairDataset(["a red circle"], ["video9"], cache, tokenize)
 
 
+def test_batch_reads_give_the_batches_of_item_reads(synth, tmp_path):
+    from tclib.train import TrainConfig, training_loader
+
+    cache = build_frame_cache(_videos(synth, 4), tmp_path / "cache", shard_size=2, **PARAMS)  # rows over shards
+    df = read_msrvtt(synth, "train")
+    df = df[df["video_id"].isin(cache.video_ids)]
+    ds = PairDataset(df["caption"].tolist(), df["video_id"].tolist(), cache,
+                     lambda texts: torch.tensor([[len(t), 7] for t in texts]))
+    assert ds.reads_batches and len(ds) == 16
+    config = TrainConfig(epochs=1, batch_size=5, lr=1e-3, seed=0)
+    batched = training_loader(ds, config, torch.Generator().manual_seed(3), torch.device("cpu"))
+    items = torch.utils.data.DataLoader(ds, batch_size=5, shuffle=True, drop_last=True,
+                                        generator=torch.Generator().manual_seed(3))
+    for epoch in range(2):  # the generator advances the same way over epochs
+        a, b = list(batched), list(items)
+        assert len(a) == len(b) == 3  # 16 items, batches of 5, the last partial one dropped
+        for x, y in zip(a, b):
+            assert x.keys() == y.keys()
+            for key in x:
+                torch.testing.assert_close(x[key], torch.as_tensor(y[key]), rtol=0, atol=0)
+    # one batch read in storage order and put back: rows out of order, repeated rows
+    batch = ds.batch([15, 0, 4, 5, 0])
+    for i, item in zip([15, 0, 4, 5, 0], batch["frames"]):
+        torch.testing.assert_close(item, ds[i]["frames"], rtol=0, atol=0)
+
+
 def _encode_and_decode_hash(path):
     import hashlib
 

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tclib.data.cache import FrameSource
+from tclib.data.cache import FrameCache, FrameSource
 from tclib.errors import DataError
 
-__all__ = ["PairDataset"]
+__all__ = ["BatchReads", "PairDataset"]
 
 
 class PairDataset(Dataset):
@@ -67,3 +67,40 @@ class PairDataset(Dataset):
             "caption_index": i,
             "video_index": row,
         }
+
+    @property
+    def reads_batches(self) -> bool:
+        """True when whole batches are best read at once: a memory-mapped frame cache (one sorted
+        gather per batch). Decoding on the fly reads item by item, in DataLoader workers."""
+        return isinstance(self.cache, FrameCache)
+
+    def batch(self, indices: Sequence[int]) -> dict:
+        """Items `indices` collated, as a DataLoader collates them: tokens (B, L), frames uint8
+        (B, F, 3, S, S), frame_mask (B, F), caption_index (B,), video_index (B,). The frames are
+        read in one gather over the rows in storage order, then put back in the batch's order."""
+        indices = np.asarray(indices, dtype=np.int64)
+        rows = np.asarray(self.video_index, dtype=np.int64)[indices]
+        order = np.argsort(rows, kind="stable")
+        frames, mask = self.cache.frames_of(rows[order]), self.cache.mask_of(rows[order])
+        back = torch.from_numpy(np.argsort(order, kind="stable"))
+        return {
+            "tokens": self.tokens[torch.from_numpy(indices)],
+            "frames": torch.from_numpy(frames)[back],
+            "frame_mask": torch.from_numpy(mask.astype(np.int64, copy=False))[back],
+            "caption_index": torch.from_numpy(indices),
+            "video_index": torch.from_numpy(rows),
+        }
+
+
+class BatchReads(Dataset):
+    """A PairDataset indexed by whole batches (a list of item indices gives a collated batch), for a
+    DataLoader with `batch_size=None` and a BatchSampler: each worker reads a batch at once."""
+
+    def __init__(self, pairs: PairDataset) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, indices: Sequence[int]) -> dict:
+        return self.pairs.batch(indices)
