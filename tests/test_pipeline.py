@@ -311,3 +311,32 @@ def test_data_summary_counts_the_small_demo(demo_run):
         [16, 64], [8, 8], [0, 0]]
     low, mean, high = summary.loc["train", "frames per video (min/mean/max)"].split("/")
     assert 10 <= int(low) <= float(mean) <= int(high) == P.max_frames  # demo videos last 10-14 s, 12 frames kept
+
+
+def test_evaluation_attention_and_explorer_read_frames_a_batch_at_a_time(demo_run, tmp_path, monkeypatch):
+    """Memory is bounded by the batch: no pass over the test set gathers more than eval_batch_size
+    videos' frames from the cache at once (the small demo has 8 test videos; batches of 3)."""
+    import dataclasses
+
+    from tclib.data.cache import FrameCache
+    from tclib.explore import Explorer
+
+    _, params = demo_run
+    P = dataclasses.replace(params, eval_batch_size=3)
+    data = pipeline.prepare_data(P)
+    reads: list[int] = []
+    take = FrameCache._take
+
+    def counting_take(self, rows, which):
+        if which == 0:
+            reads.append(len(rows))
+        return take(self, rows, which)
+
+    monkeypatch.setattr(FrameCache, "_take", counting_take)
+    pipeline.evaluate_all(P, data, tmp_path)
+    pipeline.attention_report(P, data, tmp_path)
+    explorer = Explorer(P, data, device="cpu")
+    explorer.rank("a red circle", k=3)
+    explorer.attention(explorer.video_ids[0], "a red circle")
+    assert reads and max(reads) <= 3
+    assert sum(reads) >= 8  # the test set was read, in batches
