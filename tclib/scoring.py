@@ -8,8 +8,8 @@ teachers' full forward on every batch instead, as the reference training code do
 same losses up to the cache's float16 rounding.
 
 The cache is a folder: one float16 `.npy` file per feature (integer features such as a frame mask
-keep their type), memory-mapped when read, so its size in memory is bounded by a batch whatever the
-size of the data set, and a `manifest.json` saying what it was computed from (teacher, checkpoint
+keep their type), written and read a batch of rows at a time with file I/O, so its size in memory
+is bounded by a batch whatever the size of the data set, and a `manifest.json` saying what it was computed from (teacher, checkpoint
 hash, backbone, frame sampling, data set, split, captions and videos). A cache whose manifest does
 not match the run is refused with an error naming the field.
 """
@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from .progress import progress
-
+from .data.npyrows import NpyRows
 from .errors import CheckpointError
 from .models.teachers import Features, Teacher
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def iter_encoded_videos(encode, frames, mask, batch_size: int, device: torch.dev
     rows = np.arange(len(frames)) if rows is None else np.asarray(rows)
     for start in progress(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
         chunk = rows[start:start + batch_size]
-        batch = torch.from_numpy(np.array(frames[chunk])).to(device)  # copy off the memmap
+        batch = torch.from_numpy(np.array(frames[chunk])).to(device)  # a copy when frames is a memmap
         batch_mask = torch.from_numpy(np.array(mask[chunk])).to(device)
         yield _cpu(encode(batch, batch_mask))
 
@@ -75,11 +75,12 @@ def iter_encoded_videos(encode, frames, mask, batch_size: int, device: torch.dev
 
 @dataclass
 class TeacherFeatures:
-    """A teacher's cached features of a training split, memory-mapped: text row i = caption i; video
-    row j = frame-source row video_rows[j] (only the videos the split uses are encoded)."""
+    """A teacher's cached features of a training split (NpyRows: `array[rows]` reads those rows):
+    text row i = caption i; video row j = frame-source row video_rows[j] (only the videos the split
+    uses are encoded)."""
 
-    text: dict[str, np.ndarray]
-    video: dict[str, np.ndarray]
+    text: dict[str, NpyRows]
+    video: dict[str, NpyRows]
     video_rows: np.ndarray
     manifest: dict[str, Any]
 
@@ -88,7 +89,7 @@ def write_teacher_features(directory: str | Path, teacher: Teacher, tokens: torc
                            batch_size: int, device: torch.device, manifest: dict[str, Any]) -> TeacherFeatures:
     """Encode every caption and the frame-source rows `video_rows` with `teacher` into a cache folder.
 
-    Batches are written straight into memory-mapped files, so memory holds one batch at a time. The
+    Batches are written straight into the files, so memory holds one batch at a time. The
     folder appears complete or not at all: it is written beside its final name and renamed at the end.
     """
     directory = Path(directory)
@@ -112,24 +113,25 @@ def write_teacher_features(directory: str | Path, teacher: Teacher, tokens: torc
 
 def _write_batches(directory: Path, side: str, batches, count: int) -> None:
     """Write a stream of feature dicts (first dim = batch) into `<side>.<key>.npy`, `count` rows each."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, NpyRows] = {}
     row = 0
     for features in batches:
         for key, value in features.items():
             if key not in arrays:
                 dtype = np.float16 if value.is_floating_point() else value.numpy().dtype
-                arrays[key] = np.lib.format.open_memmap(directory / f"{side}.{key}.npy", mode="w+", dtype=dtype,
-                                                        shape=(count, *value.shape[1:]))
-            arrays[key][row:row + len(value)] = value.numpy()
+                arrays[key] = NpyRows.create(directory / f"{side}.{key}.npy", (count, *value.shape[1:]), dtype)
+            arrays[key].write_rows(row, value.numpy())
         row += len(next(iter(features.values())))
     if row != count:
         raise RuntimeError(f"{directory}: wrote {row} {side} rows, expected {count}")
     for array in arrays.values():
         array.flush()
+        array.close()
 
 
 def read_teacher_features(directory: str | Path, expected: dict[str, Any] | None = None) -> TeacherFeatures:
-    """Open a cache folder, memory-mapped. With `expected`, every field of it must equal the manifest's."""
+    """Open a cache folder (rows read from disk as batches ask for them; see data/npyrows.py). With
+    `expected`, every field of it must equal the manifest's."""
     directory = Path(directory)
     if not (directory / MANIFEST).is_file():
         raise CheckpointError(f"{directory}: not a teacher feature cache (no {MANIFEST})")
@@ -142,7 +144,7 @@ def read_teacher_features(directory: str | Path, expected: dict[str, Any] | None
     features: dict[str, dict[str, np.ndarray]] = {"text": {}, "video": {}}
     for path in sorted(directory.glob("*.*.npy")):
         side, key = path.stem.split(".", 1)
-        features[side][key] = np.load(path, mmap_mode="r")
+        features[side][key] = NpyRows(path)
     return TeacherFeatures(features["text"], features["video"], np.load(directory / "video_rows.npy"), manifest)
 
 
@@ -225,7 +227,7 @@ class OnlineTeacherScores:
 
 
 def _rows(features: dict[str, np.ndarray], rows: np.ndarray, device: torch.device) -> Features:
-    """Rows of memory-mapped features as tensors on `device`, float16 widened to float32."""
+    """Rows of cached features as tensors on `device`, float16 widened to float32."""
     out = {}
     for key, array in features.items():
         value = torch.from_numpy(np.asarray(array[rows]))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from tclib.data.npyrows import NpyRows
 from tclib.errors import CheckpointError
 from tclib.models import TEACHERS, CLIP4Clip, Tokenizer, build_teacher, load_clip
 from tclib.scoring import CachedTeacherScores, OnlineTeacherScores, read_teacher_features, write_teacher_features
@@ -34,7 +35,7 @@ def test_cached_scores_equal_direct_scores_for_the_encoded_rows(tmp_path, data):
     features = write_teacher_features(tmp_path / "features", teacher, tokens, frames, mask, [3, 1], 2,
                                       torch.device("cpu"), MANIFEST)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features"]  # no partial folder left behind
-    assert isinstance(features.video["frames"], np.memmap) and features.video["frames"].dtype == np.float16
+    assert isinstance(features.video["frames"], NpyRows) and features.video["frames"].dtype == np.float16
     assert features.video["mask"].dtype == mask.dtype and len(features.video["frames"]) == 2
     assert len(features.text["words"]) == len(CAPTIONS)
 

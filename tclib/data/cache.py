@@ -9,7 +9,7 @@ center crop) then :func:`pad_frames` to ``max_frames``. They share one interface
 
 Layout of a cache directory::
 
-    frames-00000.npy   uint8 (n, max_frames, 3, S, S), zero-padded (a .npy memory map), rows 0..
+    frames-00000.npy   uint8 (n, max_frames, 3, S, S), zero-padded (.npy), rows 0..
     mask-00000.npy     int64 (n, max_frames): 1 for real frames, 0 for padding
     frames-00001.npy   the next ``shard_size`` videos, ...
     index.json         the video ids, in row order
@@ -44,12 +44,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, Union
 
 import numpy as np
-from ..progress import progress
 
-from tclib.data.frames import pad_frames, read_video_frames, sampled_frame_count
 from tclib.data.files import read_json
+from tclib.data.frames import pad_frames, read_video_frames, sampled_frame_count
+from tclib.data.npyrows import NpyRows
 from tclib.errors import DataError
 from tclib.files import write_text
+from tclib.progress import progress
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
@@ -212,8 +213,8 @@ def _stored_layout(manifest_path: Path, manifest: dict, n: int) -> list[dict]:
     return [{"frames": "frames.npy", "mask": "mask.npy", "start": 0, "count": n}]
 
 
-def _open_shard(cache_dir: Path, shard: dict, shape: tuple[int, ...], mode: str) -> tuple[np.memmap, np.memmap]:
-    """Memory-map one shard's frames and mask, checking shapes and dtypes (DataError otherwise)."""
+def _open_shard(cache_dir: Path, shard: dict, shape: tuple[int, ...], mode: str) -> tuple[NpyRows, NpyRows]:
+    """One shard's frames and mask files, their shapes and dtypes checked (DataError otherwise)."""
     count = shard["count"]
     frames_path, mask_path = cache_dir / shard["frames"], cache_dir / shard["mask"]
     want = {frames_path: ((count, *shape), np.uint8), mask_path: ((count, shape[0]), np.int64)}
@@ -222,8 +223,8 @@ def _open_shard(cache_dir: Path, shard: dict, shape: tuple[int, ...], mode: str)
         if not path.is_file():
             raise DataError(f"frame cache file not found: {path}")
         try:
-            arr = np.lib.format.open_memmap(path, mode=mode)
-        except (ValueError, OSError) as exc:
+            arr = NpyRows(path, mode=mode)
+        except (DataError, OSError) as exc:
             raise DataError(f"cannot read frame cache array {path}: {exc}") from exc
         if arr.shape != want_shape or arr.dtype != want_dtype:
             raise DataError(
@@ -445,18 +446,14 @@ def build_frame_cache(
         write_text(cache_dir / "index.json", json.dumps(video_ids))
 
     starts = np.array([s["start"] for s in layout], dtype=np.int64)
-    arrays: list[tuple[np.memmap, np.memmap]] = []
+    arrays: list[tuple[NpyRows, NpyRows]] = []
     for k, shard in enumerate(layout):
         if k in kept:
             arrays.append(_open_shard(cache_dir, shard, shape, "r+"))
         else:
             count = shard["count"]
-            frames = np.lib.format.open_memmap(
-                cache_dir / shard["frames"], mode="w+", dtype=np.uint8, shape=(count, *shape)
-            )
-            mask = np.lib.format.open_memmap(
-                cache_dir / shard["mask"], mode="w+", dtype=np.int64, shape=(count, shape[0])
-            )
+            frames = NpyRows.create(cache_dir / shard["frames"], (count, *shape), np.uint8)
+            mask = NpyRows.create(cache_dir / shard["mask"], (count, shape[0]), np.int64)
             arrays.append((frames, mask))
 
     def checkpoint() -> None:
@@ -512,15 +509,15 @@ def build_frame_cache(
             local = row - int(starts[k])
             frames, mask = arrays[k]
             if reason is None:
-                frames[local] = padded
-                mask[local] = row_mask
+                frames.write(local, padded)
+                mask.write(local, row_mask)
                 done[row] = True
                 failed.pop(vid, None)
                 n_frames += int(row_mask.sum())
             else:
                 log.warning("frame cache: skipping %s: %s", vid, reason)
-                frames[local] = 0
-                mask[local] = 0
+                frames.write(local, np.zeros(frames.row_shape, np.uint8))
+                mask.write(local, np.zeros(mask.row_shape, np.int64))
                 path = sources[row][0]
                 failed[vid] = {"reason": reason, "path": path, "stamp": _file_stamp(path)}
             bar.update(1)
@@ -537,7 +534,10 @@ def build_frame_cache(
         checkpoint()
     if failed:
         log.warning("frame cache %s: %d of %d videos failed, see failures.csv", cache_dir, len(failed), n)
-    arrays.clear()  # close the memory maps before reopening read-only
+    for frames, mask in arrays:
+        frames.close()
+        mask.close()
+    arrays.clear()
     return FrameCache(cache_dir, expect=params)
 
 
@@ -551,9 +551,10 @@ class FrameCache:
         cache_dir: the directory written by :func:`build_frame_cache`.
         expect: sampling parameters that must match the manifest (DataError otherwise).
 
-    ``frames`` and ``mask`` are :class:`RowView` s over all shards: ``frames[row]`` is a
-    read-only view on the memory map, ``frames[rows]`` a fresh array in the order of ``rows``.
-    Pickles by directory (DataLoader workers reopen the memory maps).
+    ``frames`` and ``mask`` are :class:`RowView` s over all shards: ``frames[row]`` and
+    ``frames[rows]`` are fresh arrays (in the order of ``rows``), read with plain file I/O so that a
+    process holds only what it read (see data/npyrows.py). Pickles by directory (DataLoader
+    workers reopen the files).
     """
 
     def __init__(self, cache_dir: str | os.PathLike, expect: dict | None = None) -> None:
@@ -601,17 +602,17 @@ class FrameCache:
 
     def _one(self, row: int, which: int) -> np.ndarray:
         k = int(np.searchsorted(self._starts, row, side="right")) - 1
-        return self._arrays[k][which][row - int(self._starts[k])]
+        return self._arrays[k][which].read(np.array([row - int(self._starts[k])]))[0]
 
     def _take(self, rows: np.ndarray, which: int) -> np.ndarray:
         first = self._arrays[0][which]
-        out = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
+        out = np.empty((len(rows), *first.row_shape), dtype=first.dtype)
         if len(rows) == 0:
             return out
         shard = np.searchsorted(self._starts, rows, side="right") - 1
         for k in np.unique(shard):
             sel = np.flatnonzero(shard == k)
-            out[sel] = self._arrays[k][which][rows[sel] - self._starts[k]]
+            out[sel] = self._arrays[k][which].read(rows[sel] - self._starts[k])
         return out
 
     @property
@@ -640,7 +641,7 @@ class FrameCache:
         return row
 
     def get(self, video_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(frames uint8 (F, 3, S, S), mask int64 (F,)) of one video (views on the memory map)."""
+        """(frames uint8 (F, 3, S, S), mask int64 (F,)) of one video, read now."""
         row = self.index_of(video_id)
         return self._one(row, 0), self._one(row, 1)
 
@@ -652,7 +653,7 @@ class FrameCache:
         """int64 (len(rows), F), in the order of ``rows``."""
         return self._take(_as_rows(rows, len(self), f"mask of {self.cache_dir}"), 1)
 
-    # memory maps must not be pickled by value (DataLoader workers): reopen from the directory
+    # open files must not be pickled (DataLoader workers): reopen from the directory
     def __getstate__(self) -> dict:
         return {"cache_dir": str(self.cache_dir), "expect": self._expect}
 
