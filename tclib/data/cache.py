@@ -612,7 +612,7 @@ class FrameCache:
         shard = np.searchsorted(self._starts, rows, side="right") - 1
         for k in np.unique(shard):
             sel = np.flatnonzero(shard == k)
-            out[sel] = self._arrays[k][which].read(rows[sel] - self._starts[k])
+            self._arrays[k][which].read_into(rows[sel] - self._starts[k], out, sel)
         return out
 
     @property

@@ -76,17 +76,14 @@ class PairDataset(Dataset):
 
     def batch(self, indices: Sequence[int]) -> dict:
         """Items `indices` collated, as a DataLoader collates them: tokens (B, L), frames uint8
-        (B, F, 3, S, S), frame_mask (B, F), caption_index (B,), video_index (B,). The frames are
-        read in one gather over the rows in storage order, then put back in the batch's order."""
+        (B, F, 3, S, S), frame_mask (B, F), caption_index (B,), video_index (B,). Each video's
+        frames are read from the cache file straight into the batch's array (one copy)."""
         indices = np.asarray(indices, dtype=np.int64)
         rows = np.asarray(self.video_index, dtype=np.int64)[indices]
-        order = np.argsort(rows, kind="stable")
-        frames, mask = self.cache.frames_of(rows[order]), self.cache.mask_of(rows[order])
-        back = torch.from_numpy(np.argsort(order, kind="stable"))
         return {
             "tokens": self.tokens[torch.from_numpy(indices)],
-            "frames": torch.from_numpy(frames)[back],
-            "frame_mask": torch.from_numpy(mask.astype(np.int64, copy=False))[back],
+            "frames": torch.from_numpy(self.cache.frames_of(rows)),
+            "frame_mask": torch.from_numpy(self.cache.mask_of(rows).astype(np.int64, copy=False)),
             "caption_index": torch.from_numpy(indices),
             "video_index": torch.from_numpy(rows),
         }

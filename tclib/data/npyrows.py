@@ -69,18 +69,26 @@ class NpyRows:
         return self.read(np.asarray(index, dtype=np.int64))
 
     def read(self, rows: np.ndarray) -> np.ndarray:
-        """A new array of `rows` (in that order); runs of consecutive rows are read in one call."""
+        """A new array of `rows` (in that order)."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), *self.row_shape), dtype=self.dtype)
-        flat = out.reshape(len(rows), -1).view(np.uint8) if len(rows) else out
+        self.read_into(rows, out, np.arange(len(rows)))
+        return out
+
+    def read_into(self, rows: np.ndarray, out: np.ndarray, positions: np.ndarray) -> None:
+        """Read row rows[i] straight into out[positions[i]] (out: C-contiguous, rows of row_shape);
+        runs that are consecutive in both are read in one call."""
+        rows, positions = np.asarray(rows, dtype=np.int64), np.asarray(positions, dtype=np.int64)
+        if len(rows) == 0:
+            return
+        flat = out.reshape(len(out), -1).view(np.uint8)
         i = 0
         while i < len(rows):
             j = i + 1
-            while j < len(rows) and rows[j] == rows[j - 1] + 1:
+            while j < len(rows) and rows[j] == rows[j - 1] + 1 and positions[j] == positions[j - 1] + 1:
                 j += 1
-            self._read_into(memoryview(flat[i:j]).cast("B"), int(rows[i]))
+            self._read_into(memoryview(flat[positions[i]:positions[i] + j - i]).cast("B"), int(rows[i]))
             i = j
-        return out
 
     def _read_into(self, buffer: memoryview, row: int) -> None:
         if not 0 <= row < self.shape[0]:
