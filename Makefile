@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Opens the executed notebooks of `make reproduce` in JupyterLab in headless Chromium: fails on an
-# error output or a figure cell without an image; screenshots go to results/demo/screenshots/.
+# error output or a figure cell without an image, then re-runs each (Run All) and fails on an error
+# or a file changed outside results/demo/scratch/; screenshots go to results/demo/screenshots/.
 # Installs Debian's chromium and chromium-driver (apt-get, as root or through sudo) and selenium.
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 browser-check: $(STAMP)

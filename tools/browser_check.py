@@ -4,9 +4,10 @@
 
 For each results/<exp>/notebooks/*.ipynb: opens it in JupyterLab, fails on an error output or a
 stderr box, and on a cell tagged "figure" that shows no image; saves a screenshot of the whole
-notebook to results/<exp>/screenshots/<notebook>.png. Then runs the explorer notebook (06) live with
-Run All, types a query of its own into the explorer, and saves that as <notebook>-live.png; the live
-run must not change any file outside results/<exp>/scratch/.
+notebook to results/<exp>/screenshots/<notebook>.png. Then runs each notebook again live (Run All in
+JupyterLab: every stage is found done), types a query of its own into the explorer (06), and saves
+<notebook>-live.png (and the explorer alone, 06_explore-widget.png); a live run must show no error
+and change no file outside results/<exp>/scratch/.
 
 Needs Chromium and ChromeDriver (Debian: apt-get install chromium chromium-driver) and selenium.
 """
@@ -187,8 +188,10 @@ def files_outside(exp_dir: Path) -> dict[str, tuple[int, int]]:
     return state
 
 
-def run_explorer_live(browser, port: int, notebook: Path, screenshots: Path) -> list[str]:
-    """Run All on the executed explorer notebook in JupyterLab, then a query of our own in the widget."""
+def run_all_live(browser, port: int, notebook: Path, screenshots: Path) -> list[str]:
+    """Run All on an executed notebook in JupyterLab, as a person re-running it would; for the
+    explorer, then a query of our own in its widget. Fails on error output and on any file changed
+    outside results/<exp>/scratch/ (every stage is done: nothing may be recomputed or rewritten)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -209,7 +212,12 @@ def run_explorer_live(browser, port: int, notebook: Path, screenshots: Path) -> 
     shown = browser.execute_script(CELLS_JS)
     problems = [f"{notebook.name} (live) cell {i + 1}: shows an error or stderr output"
                 for i, d in enumerate(shown) if d["stderr"]]
-    if not shown[-1]["widgets"]:
+    problems += [f"{notebook.name} (live) cell {i + 1}: a figure cell shows no image"
+                 for i, (cell, d) in enumerate(zip(cells, shown))
+                 if "figure" in cell.get("metadata", {}).get("tags", []) and not d["images"]]
+    if notebook.stem != LIVE_NOTEBOOK:
+        pass
+    elif not shown[-1]["widgets"]:
         problems.append(f"{notebook.name} (live): the explorer widget did not appear")
     else:
         query = browser.find_elements(By.CSS_SELECTOR, ".jp-Cell:last-child .widget-text input")
@@ -225,7 +233,7 @@ def run_explorer_live(browser, port: int, notebook: Path, screenshots: Path) -> 
             time.sleep(5)
     shots = screenshot(browser, screenshots / f"{notebook.stem}-live.png")
     widget_shot = screenshots / f"{notebook.stem}-widget.png"
-    if widget_picture(browser, widget_shot):
+    if notebook.stem == LIVE_NOTEBOOK and widget_picture(browser, widget_shot):
         shots.append(widget_shot)
     after = files_outside(exp_dir)
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
@@ -269,7 +277,7 @@ def click_menu(browser, menu: str, item: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("exp_dir", nargs="?", default="results/demo", help="results/<exp> of a finished reproduce")
-    parser.add_argument("--no-live", action="store_true", help="skip the live Run All of the explorer")
+    parser.add_argument("--no-live", action="store_true", help="skip the live Run All of each notebook")
     args = parser.parse_args(argv)
     exp_dir = (ROOT / args.exp_dir).resolve()
     notebooks = sorted((exp_dir / "notebooks").glob("*.ipynb"))
@@ -288,9 +296,9 @@ def main(argv: list[str] | None = None) -> int:
             browser = start_browser(work / "profile")
             for notebook in notebooks:
                 problems += check_notebook(browser, port, notebook, screenshots)
-            live = [n for n in notebooks if n.stem == LIVE_NOTEBOOK]
-            if live and not args.no_live:
-                problems += run_explorer_live(browser, port, live[0], screenshots)
+            if not args.no_live:
+                for notebook in notebooks:
+                    problems += run_all_live(browser, port, notebook, screenshots)
         except CheckFailed as error:
             problems.append(str(error))
         finally:
