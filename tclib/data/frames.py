@@ -223,13 +223,7 @@ def sampled_frame_count(
     :class:`DataError` as :func:`read_video_frames` for a missing or unreadable file or an empty
     segment; a file whose frames fail to decode is only caught by :func:`read_video_frames`.
     """
-    path = str(path)
-    vr, frame_count, fps = _open_video(path)
-    del vr
-    indices = _indices_to_read(
-        path, frame_count, fps, max_frames, framerate, slice_framepos, start_time, end_time
-    )
-    return len(indices)
+    return len(sampled_frame_seconds(path, max_frames, framerate, slice_framepos, start_time, end_time))
 
 
 def sampled_frame_seconds(
