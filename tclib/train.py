@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from .data.dataset import BatchReads
+from .distributed import barrier, is_main, world
 from .models.checkpoint import read_checkpoint, save_checkpoint
 from .progress import progress
 
@@ -102,12 +103,37 @@ def training_loader(dataset: Dataset, config: TrainConfig, generator: torch.Gene
     others item by item. Both give the same batches for the same generator state."""
     drop_last = len(dataset) > config.batch_size
     pin = device.type == "cuda"
+    _, processes = world()
+    if processes > 1:  # every process draws the same global batches and reads its own slice of each
+        batches = RankSlices(BatchSampler(RandomSampler(dataset, generator=generator), config.batch_size, True))
+        if getattr(dataset, "reads_batches", False):
+            return DataLoader(BatchReads(dataset), batch_size=None, sampler=batches, num_workers=config.num_workers,
+                              generator=generator, pin_memory=pin)
+        return DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers, generator=generator,
+                          pin_memory=pin)
     if getattr(dataset, "reads_batches", False):
         batches = BatchSampler(RandomSampler(dataset, generator=generator), config.batch_size, drop_last)
         return DataLoader(BatchReads(dataset), batch_size=None, sampler=batches, num_workers=config.num_workers,
                           generator=generator, pin_memory=pin)
     return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=drop_last,
                       num_workers=config.num_workers, generator=generator, pin_memory=pin)
+
+
+class RankSlices:
+    """This process's contiguous slice of each global batch (rank r: items r*b .. r*b+b-1), so that
+    the gathered embeddings come back in the global batch's order."""
+
+    def __init__(self, batches: BatchSampler) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        rank, processes = world()
+        for batch in self.batches:
+            size = len(batch) // processes
+            yield batch[rank * size:(rank + 1) * size]
 
 
 def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConfig, out_dir: str | Path,
@@ -127,12 +153,17 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
 
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
+    rank, processes = world()
+    if processes > 1 and (config.batch_size % processes or len(dataset) < config.batch_size):
+        raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {processes} processes and at "
+                         f"most the {len(dataset)} training pairs")
     loader = training_loader(dataset, config, generator, device)
     total_steps = config.epochs * len(loader)
     groups = param_groups(model, config)
     if not groups:
         log.info("%s: no trainable parameters (everything frozen), saving the model as it is", desc)
-        save_checkpoint(model.state_dict(), final)
+        if is_main():
+            save_checkpoint(model.state_dict(), final)
         return model
     optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -150,12 +181,16 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
         log.info("%s: resuming after epoch %d from %s", desc, start_epoch, last)
 
     history = state.get("history", [])
+    # over several processes: DDP averages the gradients (the objectives gather the embeddings)
+    trained = model if processes == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None)
     for epoch in range(start_epoch, config.epochs):
-        model.train()
-        bar = progress(loader, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
+        trained.train()
+        bar = progress(loader, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                       disable=not is_main())
         running = 0.0
         for step, batch in enumerate(bar, 1):
-            loss, parts = loss_fn(model, to_device(batch, device))
+            loss, parts = loss_fn(trained, to_device(batch, device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -164,13 +199,17 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
             scheduler.step()
             running += loss.item()
             bar.set_postfix(loss=f"{running / step:.4f}", **{k: f"{v:.3f}" for k, v in parts.items()})
-        epoch_loss = running / max(1, len(loader))
+        epoch_loss = running / max(1, len(loader))  # this process's share of the batch
         history.append(epoch_loss)
-        log.info("%s: epoch %d/%d loss %.4f", desc, epoch + 1, config.epochs, epoch_loss)
-        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                         "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history}, last)
-    (out_dir / "history.json").write_text(json.dumps({"epoch_loss": history}))
-    save_checkpoint(model.state_dict(), final)
-    last.unlink(missing_ok=True)
+        if is_main():
+            log.info("%s: epoch %d/%d loss %.4f", desc, epoch + 1, config.epochs, epoch_loss)
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                             "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history}, last)
+        barrier()
+    if is_main():
+        (out_dir / "history.json").write_text(json.dumps({"epoch_loss": history}))
+        save_checkpoint(model.state_dict(), final)
+        last.unlink(missing_ok=True)
+    barrier()
     return model

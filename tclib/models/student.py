@@ -24,6 +24,7 @@ from open_clip.model import CLIP
 from open_clip.transformer import Transformer
 from torch import nn
 
+from ..distributed import gather_with_grad
 from .afa import AFA
 from .backbone import clip_width, encode_frames, encode_text_tokens
 
@@ -149,6 +150,9 @@ class CLIP4Clip(nn.Module):
         return self.afa(features, mask)
 
     def forward(self, tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> RetrievalOutput:
+        """In-batch logits (captions x videos) and this batch's AFA logits. Trained over several
+        processes, the logits cover the global batch (every process's embeddings gathered, see
+        tclib.distributed); the AFA logits stay this process's own."""
         text = self.encode_text(tokens)
         video, afa_logits = self.encode_video(frames, mask)
-        return RetrievalOutput(self.logit_scale * text @ video.t(), afa_logits)
+        return RetrievalOutput(self.logit_scale * gather_with_grad(text) @ gather_with_grad(video).t(), afa_logits)
