@@ -91,6 +91,7 @@ class Params:
     fine_method: str = "ce"
     loss_weights: dict = field(default_factory=dict)  # {} = reference weights for coarse_method
     num_workers: int = 0  # data loader worker processes
+    gpus: int = 1  # > 1: students train over this many processes (torchrun), batch_size being the global batch
 
     # --- evaluation and plots ------------------------------------------------------------------
     eval_batch_size: int = 64
@@ -197,7 +198,7 @@ AT_LEAST: dict[str, float] = {
     "max_words": 3, "max_frames": 1, "framerate": 1, "decode_workers": 1,
     "pretrain_steps": 0, "pretrain_batch_size": 1, "temporal_layers": 1,
     "teacher_epochs": 1, "epochs": 1, "batch_size": 1, "clip_lr_scale": 0, "afa_lr_scale": 0,
-    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "eval_batch_size": 1, "plot_videos": 0,
+    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "gpus": 1, "eval_batch_size": 1, "plot_videos": 0,
 }
 ABOVE: dict[str, float] = {"pretrain_lr": 0, "afa_temperature": 0, "teacher_lr": 0, "lr": 0, "beta": 0}
 SEED_LIMIT = 2**32  # numpy's seeds are 0 <= seed < 2**32

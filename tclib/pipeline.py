@@ -13,7 +13,11 @@ tclib.plots (figures) and tclib.notebook (tables and the notebooks' set-up).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ from .data import FrameCache, PairDataset, build_frame_cache, read_annotations, 
 from .data.cache import DecodedFrames
 from .analysis import afa_weights, attention_statistics, correct_ranks, ground_truth, teacher_relevance
 from .errors import ParamsError
+from .files import write_text
 from .evaluate import TestSet, metrics_of, similarity_matrix
 from .models import CLIP4Clip, Teacher, Tokenizer, build_teacher, load_checkpoint, load_clip
 from .models.checkpoint import save_checkpoint
@@ -379,28 +384,53 @@ def teacher_scores(P: Params, data: Data, names: list[str], seed: int, device: t
 def train_students(P: Params, data: Data) -> None:
     """Train every run of P.runs for every seed (teachers must be prepared first); runs given in
     student_checkpoints are not trained: their file is evaluated instead."""
-    device = resolve_device(P.device)
-    dataset = train_dataset(P, data)
     for run in P.runs:
         if run in P.student_checkpoints:
             log.info("%s: evaluated from %s, not trained", run, P.student_checkpoints[run])
             continue
-        spec, names = run_spec(run), run_teachers(P, run)
         for seed in P.seeds:
             stage = student_stage(P, data, run, seed)
             if stage.done():
                 continue
-            if names:
-                objective = TeachingObjective(teacher_scores(P, data, names, seed, device), P.coarse_method,
-                                              P.fine_method, use_fine=spec["fine"], weights=P.loss_weights,
-                                              beta=P.beta)
+            if P.gpus > 1:
+                launch_student_training(P, run, seed, stage.directory)
             else:
-                objective = ContrastiveObjective(P.beta)
-            seed_everything(seed)
-            student = new_student(P, data, run)
-            train(student, dataset, objective, _train_config(P, seed, P.epochs, P.lr), stage.directory / "run",
-                  desc=f"{run} seed {seed}")
+                train_student(P, data, run, seed, stage.directory)
             stage.finish()
+
+
+def train_student(P: Params, data: Data, run: str, seed: int, directory: Path) -> None:
+    """Train one run for one seed into `directory`/run (in each process when launched by torchrun)."""
+    spec, names = run_spec(run), run_teachers(P, run)
+    device = resolve_device(P.device)
+    if names:
+        objective = TeachingObjective(teacher_scores(P, data, names, seed, device), P.coarse_method,
+                                      P.fine_method, use_fine=spec["fine"], weights=P.loss_weights, beta=P.beta)
+    else:
+        objective = ContrastiveObjective(P.beta)
+    seed_everything(seed)
+    student = new_student(P, data, run)
+    train(student, train_dataset(P, data), objective, _train_config(P, seed, P.epochs, P.lr), directory / "run",
+          desc=f"{run} seed {seed}")
+
+
+def launch_student_training(P: Params, run: str, seed: int, directory: Path) -> None:
+    """Train one run over P.gpus processes: `torchrun --standalone --nproc_per_node=<gpus> -m
+    tclib.train_worker`, its output shown here line by line; an error if a process fails."""
+    if P.teacher_mode != "cached" and run_teachers(P, run):
+        raise ParamsError("gpus > 1 scores the teachers from their feature cache: use teacher_mode: cached")
+    directory.mkdir(parents=True, exist_ok=True)
+    job = directory / "launch.json"
+    write_text(job, json.dumps({"params": dataclasses.asdict(P), "run": run, "seed": seed,
+                                "directory": str(directory)}, default=str))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={P.gpus}",
+               "-m", "tclib.train_worker", str(job)]
+    log.info("%s seed %d: training over %d processes: %s", run, seed, P.gpus, " ".join(command))
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        for line in process.stdout:
+            print(line, end="", flush=True)
+    if process.returncode != 0:
+        raise RuntimeError(f"{run} seed {seed}: torchrun exited with code {process.returncode}; its output is above")
 
 
 def load_student(P: Params, data: Data, run: str, seed: int | None) -> CLIP4Clip:

@@ -340,3 +340,27 @@ def test_evaluation_attention_and_explorer_read_frames_a_batch_at_a_time(demo_ru
     explorer.attention(explorer.video_ids[0], "a red circle")
     assert reads and max(reads) <= 3
     assert sum(reads) >= 8  # the test set was read, in batches
+
+
+def test_a_student_trained_over_two_processes_equals_one_trained_in_one(demo_run, tmp_path):
+    """gpus: 2 launches torchrun (gloo on CPUs): the same global batches, the gathered negatives and
+    averaged gradients give the weights one process gives, up to float rounding."""
+    import dataclasses
+
+    from tclib.models.checkpoint import read_checkpoint
+
+    _, params = demo_run
+    P = dataclasses.replace(params, gpus=2, epochs=1, batch_size=8, runs=["teachclip:xclip"])
+    data = pipeline.prepare_data(P)
+    pipeline.train_student(P, data, "teachclip:xclip", 0, tmp_path / "one")
+    pipeline.launch_student_training(P, "teachclip:xclip", 0, tmp_path / "two")
+    one, two = (read_checkpoint(tmp_path / name / "run" / "model.pt") for name in ("one", "two"))
+    assert one.keys() == two.keys()
+    for key in one:
+        # AFA's last bias shifts every frame's logit alike, so the softmax gives it a zero gradient:
+        # what it gets is rounding noise, which Adam scales up to about 1e-5 a step
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-4, msg=key)
+    start = pipeline.new_student(P, data, "teachclip:xclip").state_dict()
+    changed = sum(not torch.equal(start[k], one[k]) for k in one)
+    assert changed > 10  # the run trained (8 steps of 8 pairs)
+    assert json.loads((tmp_path / "two" / "run" / "history.json").read_text())["epoch_loss"]
