@@ -278,6 +278,12 @@ def value_problems(params: Params, source: str) -> list[str]:
     for key, low in ABOVE.items():
         if typed(key) and not _in_range(getattr(params, key), low, inclusive=False):
             bad(key, f"must be {'a finite number ' if _is_nonfinite(getattr(params, key)) else ''}> {low:g}")
+    if typed("gpus", "batch_size", "teacher_mode") and params.gpus > 1:
+        if params.batch_size % params.gpus:
+            bad("batch_size", f"must be a multiple of gpus ({params.gpus}): each process takes an equal slice")
+        if params.teacher_mode != "cached":
+            bad("teacher_mode", "must be 'cached' with gpus > 1 (the teachers score the global batch from their "
+                "feature cache)")
     if typed("warmup_proportion") and not 0 <= params.warmup_proportion < 1:
         bad("warmup_proportion", "must be ≥ 0 and < 1")
 

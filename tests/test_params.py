@@ -171,6 +171,10 @@ def test_epochs_zero_is_refused(tmp_path):
     ("teachers: []\nruns: [teachclip]", "'teachclip': is taught by every teacher of teachers, and teachers is "
                                         "empty, got ['teachclip']"),
     ("teacher_checkpoints: {xclip: ''}", "xclip must be a file path, got ''"),
+    ("gpus: 0", "must be ≥ 1, got 0"),
+    ("gpus: 4\nbatch_size: 30", "must be a multiple of gpus (4): each process takes an equal slice, got 30"),
+    ("gpus: 2\nteacher_mode: online", "must be 'cached' with gpus > 1 (the teachers score the global batch from "
+                                      "their feature cache), got 'online'"),
 ])
 def test_ranges_and_shapes_of_values(tmp_path, line, why):
     path = tmp_path / "range.yaml"
