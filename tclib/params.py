@@ -92,6 +92,7 @@ class Params:
     loss_weights: dict = field(default_factory=dict)  # {} = reference weights for coarse_method
     num_workers: int = 0  # data loader worker processes
     gpus: int = 1  # > 1: students train over this many processes (torchrun), batch_size being the global batch
+    precision: str = "fp32"  # or "bf16": students train under bfloat16 autocast (teachers, evaluation: fp32)
 
     # --- evaluation and plots ------------------------------------------------------------------
     eval_batch_size: int = 64
@@ -278,6 +279,8 @@ def value_problems(params: Params, source: str) -> list[str]:
     for key, low in ABOVE.items():
         if typed(key) and not _in_range(getattr(params, key), low, inclusive=False):
             bad(key, f"must be {'a finite number ' if _is_nonfinite(getattr(params, key)) else ''}> {low:g}")
+    if typed("precision") and params.precision not in ("fp32", "bf16"):
+        bad("precision", "must be 'fp32' or 'bf16'")
     if typed("gpus", "batch_size", "teacher_mode") and params.gpus > 1:
         if params.batch_size % params.gpus:
             bad("batch_size", f"must be a multiple of gpus ({params.gpus}): each process takes an equal slice")

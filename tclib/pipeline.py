@@ -227,11 +227,11 @@ def test_set(P: Params, data: Data) -> TestSet:
 # -------------------------------------------------------------------------------------- teachers
 
 
-def _train_config(P: Params, seed: int, epochs: int, lr: float) -> TrainConfig:
+def _train_config(P: Params, seed: int, epochs: int, lr: float, precision: str = "fp32") -> TrainConfig:
     return TrainConfig(epochs=epochs, batch_size=P.batch_size, lr=lr, clip_lr_scale=P.clip_lr_scale,
                        afa_lr_scale=P.afa_lr_scale, weight_decay=P.weight_decay,
                        warmup_proportion=P.warmup_proportion, grad_clip=P.grad_clip, seed=seed,
-                       num_workers=P.num_workers, device=P.device)
+                       num_workers=P.num_workers, device=P.device, precision=precision)
 
 
 def training_inputs(P: Params, epochs: int, lr: float) -> dict:
@@ -348,6 +348,8 @@ def student_stage(P: Params, data: Data, run: str, seed: int) -> Stage:
                       training=training_inputs(P, P.epochs, P.lr))
         if spec["afa"]:
             inputs["training"]["afa_lr_scale"] = P.afa_lr_scale
+        if P.precision != "fp32":  # named only when not the default, so that fp32 runs keep their folders
+            inputs["training"]["precision"] = P.precision
     if spec["coarse"]:
         used = {"contrastive", "coarse", "fine"} if spec["fine"] else {"contrastive", "coarse"}
         inputs.update(teachers={t: teacher_stage(P, data, t, seed).fingerprint for t in run_teachers(P, run)},
@@ -410,8 +412,8 @@ def train_student(P: Params, data: Data, run: str, seed: int, directory: Path) -
         objective = ContrastiveObjective(P.beta)
     seed_everything(seed)
     student = new_student(P, data, run)
-    train(student, train_dataset(P, data), objective, _train_config(P, seed, P.epochs, P.lr), directory / "run",
-          desc=f"{run} seed {seed}")
+    train(student, train_dataset(P, data), objective, _train_config(P, seed, P.epochs, P.lr, P.precision),
+          directory / "run", desc=f"{run} seed {seed}")
 
 
 def launch_student_training(P: Params, run: str, seed: int, directory: Path) -> None:

@@ -46,6 +46,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # "bf16": forward and losses under bfloat16 autocast (weights and optimizer in fp32)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -190,7 +191,8 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
                        disable=not is_main())
         running = 0.0
         for step, batch in enumerate(bar, 1):
-            loss, parts = loss_fn(trained, to_device(batch, device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                loss, parts = loss_fn(trained, to_device(batch, device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:

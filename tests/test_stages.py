@@ -59,6 +59,7 @@ TEACHERS = ("teachers/", "teacher-features/")
     ({"teacher_mode": "online"}, stages(*TEACHCLIP, "teacher-features/")),
     ({"afa_temperature": 0.2}, stages(*TEACHCLIP)),
     ({"afa_lr_scale": 1.0}, stages(*TEACHCLIP)),
+    ({"precision": "bf16"}, stages(*TRAINABLE_STUDENTS)),  # students only: teachers train in fp32
     # teachers, and the students they teach
     ({"teacher_epochs": 2}, stages(*TEACHERS, *TEACHCLIP)),
     ({"teacher_lr": 0.01}, stages(*TEACHERS, *TEACHCLIP)),
@@ -79,6 +80,7 @@ TEACHERS = ("teachers/", "teacher-features/")
     ({"pretrain_lr": 0.01}, stages("backbone", "students/", *TEACHERS)),
     # what changes how fast or how it is shown, not what is computed: nothing
     ({"device": "cpu", "num_workers": 2, "decode_workers": 1, "eval_batch_size": 7, "plot_videos": 1}, set()),
+    ({"gpus": 2}, set()),  # the same global batches and gradients (tests/test_distributed.py)
     ({"data_root": str(Path("data/inv").resolve())}, set()),
     ({"data_root": "data/../data/inv"}, set()),
 ])

@@ -111,3 +111,26 @@ def test_nothing_to_train_saves_the_model_as_is(tmp_path):
     config = TrainConfig(epochs=2, batch_size=2, lr=1e-4, clip_lr_scale=0.0, device="cpu")
     train(student, Points(), fail, config, tmp_path)
     assert (tmp_path / "model.pt").is_file()
+
+
+def test_bf16_autocast_trains_with_fp32_weights_and_a_loss_near_fp32s(tmp_path):
+    import dataclasses
+
+    def linear_loss(model, batch):  # a matrix product, which autocast runs in bfloat16
+        prediction = model(batch["x"]).squeeze(-1)
+        return ((prediction.float() - batch["y"]) ** 2).mean(), {"dtype": float(prediction.dtype == torch.bfloat16)}
+
+    seen = []
+
+    def recording(model, batch):
+        loss, parts = linear_loss(model, batch)
+        seen.append(parts["dtype"])
+        return loss, parts
+
+    fp32 = train(fresh_model(), Points(), linear_loss, CONFIG, tmp_path / "fp32")
+    bf16 = train(fresh_model(), Points(), recording, dataclasses.replace(CONFIG, precision="bf16"), tmp_path / "bf16")
+    assert seen and all(seen)  # the forward ran in bfloat16
+    assert bf16.weight.dtype == torch.float32  # the weights and the optimizer stay fp32
+    loss32, loss16 = (mse(m, Points()[:])[0].item() for m in (fp32, bf16))
+    assert abs(loss16 - loss32) < 0.05 * loss32 + 1e-2
+    assert not torch.equal(fp32.weight, bf16.weight)  # bfloat16 rounding did change the run
