@@ -93,6 +93,7 @@ class Params:
     num_workers: int = 0  # data loader worker processes
     gpus: int = 1  # > 1: students train over this many processes (torchrun), batch_size being the global batch
     precision: str = "fp32"  # or "bf16": students train under bfloat16 autocast (teachers, evaluation: fp32)
+    grad_accumulation: int = 1  # students: each batch in this many micro-batches, one optimizer step
 
     # --- evaluation and plots ------------------------------------------------------------------
     eval_batch_size: int = 64
@@ -199,7 +200,7 @@ AT_LEAST: dict[str, float] = {
     "max_words": 3, "max_frames": 1, "framerate": 1, "decode_workers": 1,
     "pretrain_steps": 0, "pretrain_batch_size": 1, "temporal_layers": 1,
     "teacher_epochs": 1, "epochs": 1, "batch_size": 1, "clip_lr_scale": 0, "afa_lr_scale": 0,
-    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "gpus": 1, "eval_batch_size": 1, "plot_videos": 0,
+    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "gpus": 1, "grad_accumulation": 1, "eval_batch_size": 1, "plot_videos": 0,
 }
 ABOVE: dict[str, float] = {"pretrain_lr": 0, "afa_temperature": 0, "teacher_lr": 0, "lr": 0, "beta": 0}
 SEED_LIMIT = 2**32  # numpy's seeds are 0 <= seed < 2**32
@@ -281,9 +282,12 @@ def value_problems(params: Params, source: str) -> list[str]:
             bad(key, f"must be {'a finite number ' if _is_nonfinite(getattr(params, key)) else ''}> {low:g}")
     if typed("precision") and params.precision not in ("fp32", "bf16"):
         bad("precision", "must be 'fp32' or 'bf16'")
-    if typed("gpus", "batch_size", "teacher_mode") and params.gpus > 1:
-        if params.batch_size % params.gpus:
-            bad("batch_size", f"must be a multiple of gpus ({params.gpus}): each process takes an equal slice")
+    if (typed("grad_accumulation", "batch_size", "gpus") and params.gpus >= 1 and params.grad_accumulation >= 1
+            and params.batch_size % (params.gpus * params.grad_accumulation)):
+        bad("batch_size", f"must be a multiple of gpus × grad_accumulation ({params.gpus * params.grad_accumulation})"
+            if params.grad_accumulation > 1 else f"must be a multiple of gpus ({params.gpus}): each process takes "
+            "an equal slice")
+    if typed("gpus", "teacher_mode") and params.gpus > 1:
         if params.teacher_mode != "cached":
             bad("teacher_mode", "must be 'cached' with gpus > 1 (the teachers score the global batch from their "
                 "feature cache)")

@@ -227,11 +227,13 @@ def test_set(P: Params, data: Data) -> TestSet:
 # -------------------------------------------------------------------------------------- teachers
 
 
-def _train_config(P: Params, seed: int, epochs: int, lr: float, precision: str = "fp32") -> TrainConfig:
+def _train_config(P: Params, seed: int, epochs: int, lr: float, student: bool = False) -> TrainConfig:
+    """The training loop's settings; precision and gradient accumulation apply to students only."""
     return TrainConfig(epochs=epochs, batch_size=P.batch_size, lr=lr, clip_lr_scale=P.clip_lr_scale,
                        afa_lr_scale=P.afa_lr_scale, weight_decay=P.weight_decay,
                        warmup_proportion=P.warmup_proportion, grad_clip=P.grad_clip, seed=seed,
-                       num_workers=P.num_workers, device=P.device, precision=precision)
+                       num_workers=P.num_workers, device=P.device, precision=P.precision if student else "fp32",
+                       accumulation=P.grad_accumulation if student else 1)
 
 
 def training_inputs(P: Params, epochs: int, lr: float) -> dict:
@@ -348,8 +350,11 @@ def student_stage(P: Params, data: Data, run: str, seed: int) -> Stage:
                       training=training_inputs(P, P.epochs, P.lr))
         if spec["afa"]:
             inputs["training"]["afa_lr_scale"] = P.afa_lr_scale
-        if P.precision != "fp32":  # named only when not the default, so that fp32 runs keep their folders
+        # named only when not the default, so that the runs made before these keys keep their folders
+        if P.precision != "fp32":
             inputs["training"]["precision"] = P.precision
+        if P.grad_accumulation != 1:
+            inputs["training"]["grad_accumulation"] = P.grad_accumulation
     if spec["coarse"]:
         used = {"contrastive", "coarse", "fine"} if spec["fine"] else {"contrastive", "coarse"}
         inputs.update(teachers={t: teacher_stage(P, data, t, seed).fingerprint for t in run_teachers(P, run)},
@@ -412,7 +417,7 @@ def train_student(P: Params, data: Data, run: str, seed: int, directory: Path) -
         objective = ContrastiveObjective(P.beta)
     seed_everything(seed)
     student = new_student(P, data, run)
-    train(student, train_dataset(P, data), objective, _train_config(P, seed, P.epochs, P.lr, P.precision),
+    train(student, train_dataset(P, data), objective, _train_config(P, seed, P.epochs, P.lr, student=True),
           directory / "run", desc=f"{run} seed {seed}")
 
 

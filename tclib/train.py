@@ -47,6 +47,16 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     precision: str = "fp32"  # "bf16": forward and losses under bfloat16 autocast (weights and optimizer in fp32)
+    accumulation: int = 1  # each batch in this many micro-batches (their own in-batch negatives), one step
+
+
+def micro_batches(batch: dict, count: int) -> list[dict]:
+    """`batch` cut into `count` consecutive parts along the batch dimension (itself when count is 1)."""
+    if count == 1:
+        return [batch]
+    size = len(next(iter(batch.values())))
+    bounds = [round(i * size / count) for i in range(count + 1)]
+    return [{key: value[a:b] for key, value in batch.items()} for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -191,10 +201,13 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
                        disable=not is_main())
         running = 0.0
         for step, batch in enumerate(bar, 1):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-                loss, parts = loss_fn(trained, to_device(batch, device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = 0.0
+            for chunk in micro_batches(batch, config.accumulation):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                    part, parts = loss_fn(trained, to_device(chunk, device))
+                (part / config.accumulation).backward()
+                loss += part.detach() / config.accumulation
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()

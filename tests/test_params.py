@@ -173,6 +173,8 @@ def test_epochs_zero_is_refused(tmp_path):
     ("teacher_checkpoints: {xclip: ''}", "xclip must be a file path, got ''"),
     ("gpus: 0", "must be ≥ 1, got 0"),
     ("precision: fp16", "must be 'fp32' or 'bf16', got 'fp16'"),
+    ("grad_accumulation: 0", "must be ≥ 1, got 0"),
+    ("gpus: 2\ngrad_accumulation: 4\nbatch_size: 12", "must be a multiple of gpus × grad_accumulation (8), got 12"),
     ("gpus: 4\nbatch_size: 30", "must be a multiple of gpus (4): each process takes an equal slice, got 30"),
     ("gpus: 2\nteacher_mode: online", "must be 'cached' with gpus > 1 (the teachers score the global batch from "
                                       "their feature cache), got 'online'"),

@@ -60,6 +60,7 @@ TEACHERS = ("teachers/", "teacher-features/")
     ({"afa_temperature": 0.2}, stages(*TEACHCLIP)),
     ({"afa_lr_scale": 1.0}, stages(*TEACHCLIP)),
     ({"precision": "bf16"}, stages(*TRAINABLE_STUDENTS)),  # students only: teachers train in fp32
+    ({"grad_accumulation": 2}, stages(*TRAINABLE_STUDENTS)),
     # teachers, and the students they teach
     ({"teacher_epochs": 2}, stages(*TEACHERS, *TEACHCLIP)),
     ({"teacher_lr": 0.01}, stages(*TEACHERS, *TEACHCLIP)),

@@ -134,3 +134,18 @@ def test_bf16_autocast_trains_with_fp32_weights_and_a_loss_near_fp32s(tmp_path):
     loss32, loss16 = (mse(m, Points()[:])[0].item() for m in (fp32, bf16))
     assert abs(loss16 - loss32) < 0.05 * loss32 + 1e-2
     assert not torch.equal(fp32.weight, bf16.weight)  # bfloat16 rounding did change the run
+
+
+def test_gradient_accumulation_of_a_mean_loss_gives_the_whole_batch_step(tmp_path):
+    import dataclasses
+
+    from tclib.train import micro_batches
+
+    batch = Points()[:8]
+    assert [len(b["x"]) for b in micro_batches(batch, 3)] == [3, 2, 3]
+    torch.testing.assert_close(torch.cat([b["x"] for b in micro_batches(batch, 3)]), batch["x"])
+    # an MSE over 8 points is the mean of the MSEs over two halves: the same gradients, the same run
+    whole = train(fresh_model(), Points(), mse, CONFIG, tmp_path / "whole")
+    halves = train(fresh_model(), Points(), mse, dataclasses.replace(CONFIG, accumulation=2), tmp_path / "halves")
+    torch.testing.assert_close(halves.weight, whole.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(halves.bias, whole.bias, rtol=1e-5, atol=1e-6)
