@@ -60,7 +60,7 @@ TEACHER_LABELS = {name: f"{label} (teacher)" for name, label in TEACHER_NAMES.it
 # What the models compute beyond the params (padded slots zero in normalized space, frame positions
 # sized by the context length, the teacher cache's format): part of every model stage's inputs.
 MODEL_FORMAT = 2
-TEACHER_FEATURES_FORMAT = "float16 memmap, training videos only"
+TEACHER_FEATURES_FORMAT = "float16 memmap, training videos only"  # the .npy layout's name (kept: it keys folders)
 
 
 def run_spec(run: str) -> dict:

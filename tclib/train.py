@@ -110,7 +110,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
 def training_loader(dataset: Dataset, config: TrainConfig, generator: torch.Generator,
                     device: torch.device) -> DataLoader:
     """Shuffled batches of `dataset` in the order `generator` gives. A dataset over a frame cache
-    (`reads_batches`) is read a whole batch at a time (one sorted gather from the memory map);
+    (`reads_batches`) is read a whole batch at a time (one read per video into the batch's array);
     others item by item. Both give the same batches for the same generator state."""
     drop_last = len(dataset) > config.batch_size
     pin = device.type == "cuda"

@@ -270,7 +270,7 @@ class RowView:
         row_shape: shape of one row.
         dtype: dtype of the rows.
         take: maps 1-D int64 row numbers (in range) to an array (len(rows), *row_shape).
-        one: returns one row (may be a read-only view on a memory map).
+        one: returns one row.
         name: used in error messages and ``repr``.
     """
 
@@ -545,7 +545,7 @@ def build_frame_cache(
 
 
 class FrameCache:
-    """Read-only view of a frame cache directory (its shards memory-mapped).
+    """Read-only view of a frame cache directory (its shards read by rows, see data/npyrows.py).
 
     Args:
         cache_dir: the directory written by :func:`build_frame_cache`.
