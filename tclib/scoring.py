@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from .data.npyrows import NpyRows
 from .errors import CheckpointError
+from .files import temporary_path
 from .models.teachers import Features, Teacher
 from .progress import progress
 
@@ -90,24 +91,30 @@ def write_teacher_features(directory: str | Path, teacher: Teacher, tokens: torc
     """Encode every caption and the frame-source rows `video_rows` with `teacher` into a cache folder.
 
     Batches are written straight into the files, so memory holds one batch at a time. The
-    folder appears complete or not at all: it is written beside its final name and renamed at the end.
+    folder appears complete or not at all: it is written under a name of its own beside its final
+    name (removed if writing fails) and renamed at the end. Nothing already at `directory` is ever
+    removed: a finished cache there is kept, anything else there is an error naming it.
     """
     directory = Path(directory)
-    partial = directory.with_name(f"{directory.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    if directory.exists() and not (directory / MANIFEST).is_file():
+        raise CheckpointError(f"{directory} is in the way of a teacher feature cache (it has no {MANIFEST}); "
+                              "move it away")
+    partial = temporary_path(directory, "partial")
     partial.mkdir(parents=True)
-    teacher.eval().to(device)
-    video_rows = np.asarray(video_rows, dtype=np.int64)
-    _write_batches(partial, "text", iter_encoded_texts(teacher.encode_text, tokens, batch_size, device,
-                                                       desc=f"{teacher.name} texts"), len(tokens))
-    _write_batches(partial, "video", iter_encoded_videos(teacher.encode_video, frames, mask, batch_size, device,
-                                                         desc=f"{teacher.name} videos", rows=video_rows),
-                   len(video_rows))
-    np.save(partial / "video_rows.npy", video_rows)
-    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(partial, directory)
+    try:
+        teacher.eval().to(device)
+        video_rows = np.asarray(video_rows, dtype=np.int64)
+        _write_batches(partial, "text", iter_encoded_texts(teacher.encode_text, tokens, batch_size, device,
+                                                           desc=f"{teacher.name} texts"), len(tokens))
+        _write_batches(partial, "video", iter_encoded_videos(teacher.encode_video, frames, mask, batch_size,
+                                                             device, desc=f"{teacher.name} videos", rows=video_rows),
+                       len(video_rows))
+        np.save(partial / "video_rows.npy", video_rows)
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        if not directory.exists():  # another run may have finished the same cache meanwhile: keep its
+            os.replace(partial, directory)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # this call's own temporary folder, if still there
     return read_teacher_features(directory, manifest)
 
 

@@ -81,3 +81,21 @@ def test_cached_and_online_teaching_give_the_same_losses(tmp_path, data, name):
     assert online[0].item() == pytest.approx(cached[0].item(), abs=2e-3)
     for part in ("con", "coarse", "fine"):
         assert online[1][part] == pytest.approx(cached[1][part], abs=2e-3), part
+
+
+def test_writing_a_cache_never_removes_what_is_at_its_place(tmp_path, data):
+    tokens, frames, mask = data
+    teacher = teacher_named("xclip")
+    in_the_way = tmp_path / "features"
+    in_the_way.mkdir()
+    (in_the_way / "notes.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match=r"features is in the way of a teacher feature cache"):
+        write_teacher_features(in_the_way, teacher, tokens, frames, mask, [0, 1], 2, torch.device("cpu"), MANIFEST)
+    assert (in_the_way / "notes.txt").read_text() == "mine"
+    # a finished cache already there is kept as it is, and no temporary folder is left behind
+    done = tmp_path / "done"
+    write_teacher_features(done, teacher, tokens, frames, mask, [0, 1], 2, torch.device("cpu"), MANIFEST)
+    stamp = (done / "manifest.json").stat().st_mtime_ns
+    write_teacher_features(done, teacher, tokens, frames, mask, [0, 1], 2, torch.device("cpu"), MANIFEST)
+    assert (done / "manifest.json").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done", "features"]
