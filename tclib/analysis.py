@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .data import relevance_table, sample_frame_indices
@@ -73,7 +72,7 @@ def attention_statistics(weights: np.ndarray, relevance: np.ndarray, kinds: np.n
 # ----------------------------------------------------------------------------------- frame weights
 
 
-def _batch(test: TestSet, video_rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def read_videos(test: TestSet, video_rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames and mask of test videos `video_rows` (positions in test.video_ids), read from the cache."""
     rows = test.source_rows(video_rows)
     frames = torch.from_numpy(np.array(test.frames[rows])).to(device)
@@ -93,7 +92,7 @@ def afa_weights(model: CLIP4Clip, test: TestSet, batch_size: int, device: torch.
     videos = np.arange(len(test.video_ids)) if videos is None else np.asarray(videos)
     out = []
     for start in progress(range(0, len(videos), batch_size), desc="AFA weights", unit="batch", leave=False):
-        frames, mask = _batch(test, videos[start:start + batch_size], device)
+        frames, mask = read_videos(test, videos[start:start + batch_size], device)
         _, logits = model.encode_video(frames, mask)
         out.append(model.afa.aggregation_weights(logits, mask).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, test.mask.shape[1]))
@@ -110,7 +109,7 @@ def teacher_relevance(teacher: Teacher, test: TestSet, batch_size: int, device: 
     for start in progress(range(0, len(captions), batch_size), desc=f"{teacher.name} relevance", unit="batch",
                           leave=False):
         chunk = captions[start:start + batch_size]
-        frames, mask = _batch(test, test.caption_video[chunk], device)
+        frames, mask = read_videos(test, test.caption_video[chunk], device)
         text = teacher.encode_text(test.tokens[chunk].to(device))
         out.append(teacher.relevance(text, teacher.encode_video(frames, mask)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, test.mask.shape[1]))
@@ -124,7 +123,7 @@ def teacher_batch(teacher: Teacher, test: TestSet, captions: np.ndarray, device:
     relevance over its own video, (B, F) (what the fine-grained teaching passes on)."""
     teacher.eval().to(device)
     captions = np.asarray(captions)
-    frames, mask = _batch(test, test.caption_video[captions], device)
+    frames, mask = read_videos(test, test.caption_video[captions], device)
     text = teacher.encode_text(test.tokens[captions].to(device))
     video = teacher.encode_video(frames, mask)
     return teacher.similarity(text, video).cpu().numpy(), teacher.relevance(text, video).cpu().numpy()
@@ -136,9 +135,3 @@ def teacher_batch(teacher: Teacher, test: TestSet, captions: np.ndarray, device:
 def correct_ranks(sim: np.ndarray, caption_video: np.ndarray) -> np.ndarray:
     """1-based rank of each caption's own video among all test videos (1 is a hit at R@1)."""
     return query_ranks(sim, caption_video) + 1
-
-
-def rank_table(ranks: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Long table (model, caption, rank) from {model label: ranks}."""
-    return pd.concat([pd.DataFrame({"model": label, "caption": np.arange(len(r)), "rank": r})
-                      for label, r in ranks.items()], ignore_index=True)

@@ -34,13 +34,23 @@ class TestSet:
 
 
 @torch.no_grad()
+def video_features(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int, device: torch.device,
+                   desc: str = "videos") -> torch.Tensor | dict[str, torch.Tensor]:
+    """What `model` stores per test video (on the CPU), a batch of frames at a time: a student's
+    video vectors (V, D), a teacher's feature dict."""
+    model.eval().to(device)
+    encode = model.encode_video if isinstance(model, Teacher) else (lambda f, m: model.encode_video(f, m)[0])
+    return encode_videos(encode, test.frames, test.mask, batch_size, device, desc=desc, rows=test.source_rows())
+
+
+@torch.no_grad()
 def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int, device: torch.device
                       ) -> tuple[np.ndarray, dict[str, float]]:
     """(captions x videos) similarities and costs: floats stored per video, seconds to score all pairs."""
     model.eval().to(device)
+    video = video_features(model, test, batch_size, device)
     if isinstance(model, Teacher):
         text = encode_texts(model.encode_text, test.tokens, batch_size, device)
-        video = encode_videos(model.encode_video, test.frames, test.mask, batch_size, device, rows=test.source_rows())
         video = {k: v.to(device) for k, v in video.items()}
         start = time.perf_counter()
         blocks = [model.similarity({k: v.to(device) for k, v in select(text, slice(i, i + batch_size)).items()}, video)
@@ -49,8 +59,6 @@ def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int
         stored = sum(v[0].numel() for k, v in video.items() if k != "mask")
     else:
         text = encode_texts(model.encode_text, test.tokens, batch_size, device)
-        video = encode_videos(lambda f, m: model.encode_video(f, m)[0], test.frames, test.mask, batch_size, device,
-                              rows=test.source_rows())
         start = time.perf_counter()
         sim = (text.to(device) @ video.to(device).t()).cpu()
         stored = video.shape[1]

@@ -20,13 +20,12 @@ import pandas as pd
 import torch
 
 from . import pipeline
-from .analysis import afa_weights, ground_truth
-from .evaluate import TestSet
+from .analysis import afa_weights, correct_ranks, ground_truth, read_videos
+from .evaluate import TestSet, video_features
 from .models import CLIP4Clip, Teacher, Tokenizer
 from .models.teachers import select
 from .params import Params
 from .plots import Figure, attention_figure, ranking_figure, thumbnail_strip
-from .scoring import encode_videos
 from .train import resolve_device
 
 
@@ -60,11 +59,8 @@ class Explorer:
     def video_features(self, label: str) -> Any:
         """The test videos' features of one model, computed on first use (a batch at a time)."""
         if label not in self._video_features:
-            model = self.models[label].eval().to(self.device)
-            encode = model.encode_video if isinstance(model, Teacher) else (lambda f, m: model.encode_video(f, m)[0])
-            self._video_features[label] = encode_videos(encode, self.test.frames, self.test.mask,
-                                                        self.P.eval_batch_size, self.device,
-                                                        desc=f"{label} videos", rows=self.test.source_rows())
+            self._video_features[label] = video_features(self.models[label], self.test, self.P.eval_batch_size,
+                                                         self.device, desc=f"{label} videos")
         return self._video_features[label]
 
     @torch.no_grad()
@@ -98,7 +94,7 @@ class Explorer:
         rows = []
         for label, score in self.scores(query).items():
             order = np.argsort(-score, kind="stable")
-            correct_rank = (float(np.sum(score > score[self.video_ids.index(correct)]) + 1)
+            correct_rank = (float(correct_ranks(score[None], np.array([self.video_ids.index(correct)]))[0])
                             if correct is not None else float("nan"))
             for place, v in enumerate(order[:k], 1):
                 rows.append({"model": label, "place": place, "video_id": self.video_ids[v],
@@ -118,8 +114,7 @@ class Explorer:
             if isinstance(model, CLIP4Clip) and model.afa is not None:
                 rows[f"{label} AFA"] = afa_weights(model, self.test, 1, self.device, np.array([position]))[0]
         tokens = self.tokenizer([caption]).to(self.device)
-        frames, mask = (torch.from_numpy(np.array(a[self.test.source_rows([position])])).to(self.device)
-                        for a in (self.test.frames, self.test.mask))
+        frames, mask = read_videos(self.test, np.array([position]), self.device)
         for label, model in self.models.items():
             if isinstance(model, Teacher):
                 model.eval().to(self.device)
