@@ -423,9 +423,8 @@ def train_student(P: Params, data: Data, run: str, seed: int, directory: Path) -
 
 def launch_student_training(P: Params, run: str, seed: int, directory: Path) -> None:
     """Train one run over P.gpus processes: `torchrun --standalone --nproc_per_node=<gpus> -m
-    tclib.train_worker`, its output shown here line by line; an error if a process fails."""
-    if P.teacher_mode != "cached" and run_teachers(P, run):
-        raise ParamsError("gpus > 1 scores the teachers from their feature cache: use teacher_mode: cached")
+    tclib.train_worker`, its output shown here line by line; an error if a process fails. (Params
+    refuse gpus > 1 without teacher_mode: cached.)"""
     directory.mkdir(parents=True, exist_ok=True)
     job = directory / "launch.json"
     write_text(job, json.dumps({"params": dataclasses.asdict(P), "run": run, "seed": seed,
