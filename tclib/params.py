@@ -150,10 +150,7 @@ class Params:
         for key in ("teacher_checkpoints", "student_checkpoints"):
             values[key] = {name: resolve_path(path, root) if isinstance(path, str) else path
                            for name, path in values[key].items()}
-        resolved = Params.__new__(Params)
-        for name, value in values.items():
-            object.__setattr__(resolved, name, value)
-        return resolved
+        return dataclasses.replace(self, **values)
 
 
 PATH_KEYS = ("results_dir", "data_root", "videos_dir")
@@ -200,7 +197,8 @@ AT_LEAST: dict[str, float] = {
     "max_words": 3, "max_frames": 1, "framerate": 1, "decode_workers": 1,
     "pretrain_steps": 0, "pretrain_batch_size": 1, "temporal_layers": 1,
     "teacher_epochs": 1, "epochs": 1, "batch_size": 1, "clip_lr_scale": 0, "afa_lr_scale": 0,
-    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "gpus": 1, "grad_accumulation": 1, "eval_batch_size": 1, "plot_videos": 0,
+    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "gpus": 1, "grad_accumulation": 1, "eval_batch_size": 1,
+    "plot_videos": 0,
 }
 ABOVE: dict[str, float] = {"pretrain_lr": 0, "afa_temperature": 0, "teacher_lr": 0, "lr": 0, "beta": 0}
 SEED_LIMIT = 2**32  # numpy's seeds are 0 <= seed < 2**32
@@ -287,10 +285,9 @@ def value_problems(params: Params, source: str) -> list[str]:
         bad("batch_size", f"must be a multiple of gpus × grad_accumulation ({params.gpus * params.grad_accumulation})"
             if params.grad_accumulation > 1 else f"must be a multiple of gpus ({params.gpus}): each process takes "
             "an equal slice")
-    if typed("gpus", "teacher_mode") and params.gpus > 1:
-        if params.teacher_mode != "cached":
-            bad("teacher_mode", "must be 'cached' with gpus > 1 (the teachers score the global batch from their "
-                "feature cache)")
+    if typed("gpus", "teacher_mode") and params.gpus > 1 and params.teacher_mode != "cached":
+        bad("teacher_mode", "must be 'cached' with gpus > 1 (the teachers score the global batch from their "
+            "feature cache)")
     if typed("warmup_proportion") and not 0 <= params.warmup_proportion < 1:
         bad("warmup_proportion", "must be ≥ 0 and < 1")
 
@@ -393,6 +390,13 @@ def _is_device(device: str) -> bool:
 def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:
     """Read a params YAML file, validate it, apply `overrides` (validated the same way), and resolve its
     paths against the project root (tclib.project), as the file itself is found when it is relative."""
+    values = read_params_file(path)
+    return Params.from_mapping({**values, **(overrides or {})}, source=str(resolve_path(str(path)))).resolved()
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a params file holds (its keys and values are validated by load_params); a missing
+    file, invalid YAML or anything but a mapping is a ParamsError naming the file."""
     path = Path(resolve_path(str(path)))
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}")
@@ -402,10 +406,4 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         raise ParamsError(f"{path}: not valid YAML: {err}") from err
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: must be a mapping of params keys to values, got {type(values).__name__}")
-    return Params.from_mapping({**values, **(overrides or {})}, source=str(path)).resolved()
-
-
-def read_params_file(path: str | Path) -> dict[str, Any]:
-    """The mapping a params file holds, unvalidated (load_params validates it)."""
-    path = Path(resolve_path(str(path)))
-    return yaml.safe_load(path.read_text()) or {}
+    return values
