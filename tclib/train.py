@@ -112,22 +112,18 @@ def training_loader(dataset: Dataset, config: TrainConfig, generator: torch.Gene
     """Shuffled batches of `dataset` in the order `generator` gives. A dataset over a frame cache
     (`reads_batches`) is read a whole batch at a time (one read per video into the batch's array);
     others item by item. Both give the same batches for the same generator state."""
-    drop_last = len(dataset) > config.batch_size
     pin = device.type == "cuda"
     _, processes = world()
-    if processes > 1:  # every process draws the same global batches and reads its own slice of each
-        batches = RankSlices(BatchSampler(RandomSampler(dataset, generator=generator), config.batch_size, True))
-        if getattr(dataset, "reads_batches", False):
-            return DataLoader(BatchReads(dataset), batch_size=None, sampler=batches, num_workers=config.num_workers,
-                              generator=generator, pin_memory=pin)
-        return DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers, generator=generator,
-                          pin_memory=pin)
+    # over several processes every one draws the same global batches and reads its own slice of each
+    batches = BatchSampler(RandomSampler(dataset, generator=generator), config.batch_size,
+                           drop_last=processes > 1 or len(dataset) > config.batch_size)
+    if processes > 1:
+        batches = RankSlices(batches)
     if getattr(dataset, "reads_batches", False):
-        batches = BatchSampler(RandomSampler(dataset, generator=generator), config.batch_size, drop_last)
         return DataLoader(BatchReads(dataset), batch_size=None, sampler=batches, num_workers=config.num_workers,
                           generator=generator, pin_memory=pin)
-    return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=drop_last,
-                      num_workers=config.num_workers, generator=generator, pin_memory=pin)
+    return DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers, generator=generator,
+                      pin_memory=pin)
 
 
 class RankSlices:
@@ -164,7 +160,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
 
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    rank, processes = world()
+    _, processes = world()
     if processes > 1 and (config.batch_size % processes or len(dataset) < config.batch_size):
         raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {processes} processes and at "
                          f"most the {len(dataset)} training pairs")

@@ -567,14 +567,21 @@ def test_batch_reads_give_the_batches_of_item_reads(synth, tmp_path):
     batched = training_loader(ds, config, torch.Generator().manual_seed(3), torch.device("cpu"))
     items = torch.utils.data.DataLoader(ds, batch_size=5, shuffle=True, drop_last=True,
                                         generator=torch.Generator().manual_seed(3))
+    # a source read item by item (decoding on the fly) goes through the same sampler
+    decoded = PairDataset(df["caption"].tolist(), df["video_id"].tolist(),
+                          cache_mod.DecodedFrames(_videos(synth, 4), **PARAMS),
+                          lambda texts: torch.tensor([[len(t), 7] for t in texts]))
+    assert not decoded.reads_batches
+    one_by_one = training_loader(decoded, config, torch.Generator().manual_seed(3), torch.device("cpu"))
     for epoch in range(2):  # the generator advances the same way over epochs
-        a, b = list(batched), list(items)
-        assert len(a) == len(b) == 3  # 16 items, batches of 5, the last partial one dropped
-        for x, y in zip(a, b):
-            assert x.keys() == y.keys()
+        a, b, c = list(batched), list(items), list(one_by_one)
+        assert len(a) == len(b) == len(c) == 3  # 16 items, batches of 5, the last partial one dropped
+        for x, y, z in zip(a, b, c):
+            assert x.keys() == y.keys() == z.keys()
             for key in x:
                 torch.testing.assert_close(x[key], torch.as_tensor(y[key]), rtol=0, atol=0)
-    # one batch read in storage order and put back: rows out of order, repeated rows
+                torch.testing.assert_close(torch.as_tensor(z[key]), torch.as_tensor(y[key]), rtol=0, atol=0)
+    # one batch read in the batch's order: rows out of order, repeated rows
     batch = ds.batch([15, 0, 4, 5, 0])
     for i, item in zip([15, 0, 4, 5, 0], batch["frames"]):
         torch.testing.assert_close(item, ds[i]["frames"], rtol=0, atol=0)
