@@ -3,8 +3,9 @@
 The params (with any overrides) are validated, written to results/<exp>/params.yaml, and each
 notebook runs with `params` pointing at that file; the executed copies go to
 results/<exp>/notebooks/, and what the notebooks publish (metrics.csv, table.md, attention.png, ...)
-to results/<exp>/ (the kernels run with TCLIB_BATCH=1, see tclib.notebook). Stages whose outputs are current are skipped inside the notebooks, so a
-rerun after an interruption picks up where it stopped. While a notebook runs, its log lines and
+to results/<exp>/ (the kernels run with TCLIB_BATCH=1, see tclib.notebook). Stages whose outputs
+are current are skipped inside the notebooks, so a rerun after an interruption picks up where it
+stopped. While a notebook runs, its log lines and
 progress bars are shown in the terminal and written to results/<exp>/logs/reproduce-<time>.log;
 when one fails, the run stops and the last lines name the notebook, the error raised in it, and
 that log file, which holds the full traceback (exit code 1). Before anything runs, the params are
@@ -38,7 +39,7 @@ import yaml
 
 from . import preflight
 from .errors import StageError, TclibError
-from .files import atomic_path, temporary_path
+from .files import temporary_path, write_text
 from .lock import experiment_lock
 from .params import load_params, read_params_file
 from .progress import BATCH_ENV
@@ -85,8 +86,7 @@ def write_run_params(params_file: str, overrides: dict | None, exp_dir: Path) ->
     path = exp_dir / RUN_PARAMS
     header = f"# The params of the last `tclib reproduce` of this experiment: {params_file}"
     header += " with overrides\n" if overrides else "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    write_text(path, header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
     return path
 
 

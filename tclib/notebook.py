@@ -30,13 +30,16 @@ import numpy as np
 import pandas as pd
 
 from . import pipeline
+from .analysis import teacher_batch
 from .data.frames import sampled_frame_seconds
 from .params import Params, load_params
-from .plots import Figure, attention_figure, similarity_figure, training_curves_figure, video_frames_figure
+from .plots import (Figure, attention_figure, rank_histogram_figure, similarity_figure, training_curves_figure,
+                    video_frames_figure)
 from .progress import in_batch_run
 from .runlog import LOG_FORMAT
 from .scoring import cache_size, read_teacher_features
 from .stages import read_record
+from .train import resolve_device
 
 KNOBS = ("seeds", "device", "plot_videos", "plot_video_ids")  # params keys a parameters cell may override
 
@@ -118,9 +121,6 @@ def teacher_view(P: Params, data: pipeline.Data, name: str, captions: int = 8, r
     """A teacher (first seed) on the first `captions` test videos as one batch: its similarity matrix
     (what coarse-grained teaching passes on) and, for the first `relevance_captions` of them, its
     frame-text relevance over the caption's own video (what fine-grained teaching passes on)."""
-    from .analysis import teacher_batch
-    from .train import resolve_device
-
     test = pipeline.test_set(P, data)
     chosen = pipeline.first_caption_per_video(data)[:captions]
     teacher = pipeline.load_teacher(P, data, name, P.seeds[0])
@@ -160,7 +160,5 @@ def training_curves(P: Params, data: pipeline.Data, kind: str = "students") -> F
 
 def rank_histograms(P: Params, out: Path) -> Figure:
     """Histograms of ranks.csv (written by pipeline.evaluate_all into `out`)."""
-    from .plots import rank_histogram_figure
-
     ranks = pd.read_csv(Path(out) / "ranks.csv")
     return rank_histogram_figure(ranks, n_videos=int(ranks.groupby(["model", "seed"])["video_id"].nunique().max()))

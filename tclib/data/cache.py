@@ -34,8 +34,8 @@ videos, ``{clip_id: (path, start_time, end_time)}`` with whole seconds (or ``Non
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 import logging
 import multiprocessing
 import os

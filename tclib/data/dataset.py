@@ -59,11 +59,11 @@ class PairDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         row = self.video_index[i]
-        frames, mask = self.cache.get(self.video_ids[i])  # one read (one decode on the fly)
+        frames, mask = self.cache.get(self.video_ids[i])  # one read (one decode on the fly): new arrays
         return {
             "tokens": self.tokens[i],
-            "frames": torch.from_numpy(np.array(frames, dtype=np.uint8, copy=True)),
-            "frame_mask": torch.from_numpy(np.array(mask, dtype=np.int64, copy=True)),
+            "frames": torch.from_numpy(np.ascontiguousarray(frames, dtype=np.uint8)),
+            "frame_mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64)),
             "caption_index": i,
             "video_index": row,
         }

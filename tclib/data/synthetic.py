@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from ..progress import progress
 
 from tclib.errors import DataError
 from tclib.files import atomic_path, write_text
+from tclib.progress import progress
 
 __all__ = [
     "BACKGROUNDS",
