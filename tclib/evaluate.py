@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .metrics import retrieval_metrics, video_to_text_metrics
+from .metrics import dual_softmax, retrieval_metrics, video_to_text_metrics
 from .models.student import CLIP4Clip
 from .models.teachers import Teacher, select
 from .scoring import encode_texts, encode_videos
@@ -46,7 +46,9 @@ def video_features(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int, d
 @torch.no_grad()
 def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int, device: torch.device
                       ) -> tuple[np.ndarray, dict[str, float]]:
-    """(captions x videos) similarities and costs: floats stored per video, seconds to score all pairs."""
+    """(captions x videos) logits (cosine times the model's logit scale) and costs: floats stored per
+    video, seconds to score all pairs. Every metric of the model, dual-softmax included, is read from
+    this one matrix: the features are extracted once per model."""
     model.eval().to(device)
     video = video_features(model, test, batch_size, device)
     if isinstance(model, Teacher):
@@ -60,7 +62,7 @@ def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int
     else:
         text = encode_texts(model.encode_text, test.tokens, batch_size, device)
         start = time.perf_counter()
-        sim = (text.to(device) @ video.to(device).t()).cpu()
+        sim = (model.logit_scale * (text.to(device) @ video.to(device).t())).cpu()
         stored = video.shape[1]
     seconds = time.perf_counter() - start
     return sim.float().numpy(), {"floats_per_video": float(stored), "score_seconds": seconds}
@@ -71,10 +73,25 @@ def evaluate(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int, device:
     return metrics_of(*similarity_matrix(model, test, batch_size, device), test)
 
 
-def metrics_of(sim: np.ndarray, costs: dict[str, float], test: TestSet) -> dict[str, float]:
-    """The metrics row of a (captions x videos) similarity matrix of `test`, with its costs."""
-    t2v = retrieval_metrics(sim, gt=test.caption_video)
-    v2t = video_to_text_metrics(sim, test.caption_video)
+INFERENCES = ("plain", "dsl")
+"""How a similarity matrix is turned into rankings: as it is, or with dual-softmax inference."""
+
+
+def metrics_of(sim: np.ndarray, costs: dict[str, float], test: TestSet, inference: str = "plain"
+               ) -> dict[str, float]:
+    """The metrics row of a (captions x videos) similarity matrix of `test`, with its costs.
+
+    Text->video: every caption is a query and its own video the one correct answer. Video->text:
+    every video is a query, and a candidate video counts through its best-scoring caption, so a
+    video is matched by any of its captions (with one caption or one paragraph per video, as on
+    MSR-VTT 1k-A, DiDeMo and ActivityNet, this is the transpose). `inference="dsl"` ranks by
+    :func:`tclib.metrics.dual_softmax` of `sim` (softmax over captions for text->video, over videos
+    for video->text)."""
+    if inference not in INFERENCES:
+        raise ValueError(f"unknown inference {inference!r} (expected one of {INFERENCES})")
+    dsl = inference == "dsl"
+    t2v = retrieval_metrics(dual_softmax(sim, axis=0) if dsl else sim, gt=test.caption_video)
+    v2t = video_to_text_metrics(dual_softmax(sim, axis=1) if dsl else sim, test.caption_video)
     row = {f"t2v_{k}": float(v) for k, v in t2v.items()}
     row.update({f"v2t_{k}": float(v) for k, v in v2t.items()})
     row.update(costs)

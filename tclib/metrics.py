@@ -6,6 +6,7 @@ items that score strictly higher than it (0-based). Then
     R@k = 100 * mean(rank < k)      (percent)
     MdR = median(rank) + 1          (1-based; the mean of the two middle ranks when even)
     MnR = mean(rank) + 1
+    SumR = R@1 + R@5 + R@10         (one direction's sum, as retrieval papers sum them)
 
 This is the CLIP4Clip ``compute_metrics`` convention that TeachCLIP reports. Ties: the
 reference sorts each row and looks the correct item's score up by value, so a correct
@@ -23,6 +24,7 @@ import torch
 
 __all__ = [
     "METRIC_KEYS",
+    "dual_softmax",
     "format_metrics",
     "query_ranks",
     "retrieval_metrics",
@@ -30,7 +32,7 @@ __all__ = [
     "video_to_text_metrics",
 ]
 
-METRIC_KEYS = ("R1", "R5", "R10", "R50", "MdR", "MnR")
+METRIC_KEYS = ("R1", "R5", "R10", "R50", "MdR", "MnR", "SumR")
 """Keys of the dict returned by :func:`retrieval_metrics`."""
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
@@ -92,7 +94,7 @@ def query_ranks(sim: ArrayLike, gt: Optional[ArrayLike] = None) -> np.ndarray:
 
 
 def retrieval_metrics(sim: ArrayLike, gt: Optional[ArrayLike] = None) -> Dict[str, float]:
-    """R@1/5/10/50 (percent), MdR and MnR of a similarity matrix.
+    """R@1/5/10/50 (percent), MdR, MnR and SumR of a similarity matrix.
 
     ``sim`` (queries x items) is a numpy array or torch tensor, higher = more similar;
     ``gt[i]`` is the index of query ``i``'s correct item, by default the diagonal.
@@ -102,6 +104,7 @@ def retrieval_metrics(sim: ArrayLike, gt: Optional[ArrayLike] = None) -> Dict[st
     out = {f"R{k}": float(100.0 * np.mean(ranks < k)) for k in (1, 5, 10, 50)}
     out["MdR"] = float(np.median(ranks) + 1)
     out["MnR"] = float(np.mean(ranks) + 1)
+    out["SumR"] = out["R1"] + out["R5"] + out["R10"]
     return out
 
 
@@ -150,6 +153,23 @@ def video_to_text_metrics(sim: ArrayLike, caption_video: ArrayLike) -> Dict[str,
         caption_video, s.shape[0], s.shape[1], "caption_video", "video indices (one per caption)"
     )
     return retrieval_metrics(_video_to_text_sim(s, cv))
+
+
+def dual_softmax(sim: ArrayLike, axis: int) -> np.ndarray:
+    """Dual-softmax inference (DSL): ``sim * softmax(sim, axis)``.
+
+    ``sim`` holds logits (cosine times the model's logit scale, as the models here score pairs).
+    Each score is weighted by how strongly its item is claimed by this query against every other
+    query: for text->video on a (captions x videos) matrix the softmax runs over the captions
+    (``axis=0``), for video->text over the videos (``axis=1``). The prior is taken over the whole
+    test set at once, so a query's ranking depends on the other queries: a transductive step that
+    published numbers usually leave out, which is why results with it are always labelled.
+    """
+    s = _as_sim(sim).astype(np.float64)
+    shifted = s - s.max(axis=axis, keepdims=True)
+    prior = np.exp(shifted)
+    prior /= prior.sum(axis=axis, keepdims=True)
+    return s * prior
 
 
 def format_metrics(metrics: Mapping[str, float]) -> str:

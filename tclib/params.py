@@ -97,6 +97,7 @@ class Params:
 
     # --- evaluation and plots ------------------------------------------------------------------
     eval_batch_size: int = 64
+    dsl: bool = False  # also rank with dual-softmax inference: extra rows and tables, labelled DSL, never the default numbers
     plot_videos: int = 4  # attention.png shows the first caption of this many test videos...
     plot_video_ids: list = field(default_factory=list)  # ...or of these test videos, by id
 

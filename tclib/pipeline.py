@@ -32,7 +32,7 @@ from .data.cache import DecodedFrames
 from .analysis import afa_weights, attention_statistics, correct_ranks, ground_truth, teacher_relevance
 from .errors import ParamsError
 from .files import write_text
-from .evaluate import TestSet, metrics_of, similarity_matrix
+from .evaluate import INFERENCES, TestSet, metrics_of, similarity_matrix
 from .models import CLIP4Clip, Teacher, Tokenizer, build_teacher, load_checkpoint, load_clip
 from .models.checkpoint import save_checkpoint
 from .params import Params
@@ -467,14 +467,15 @@ def stage_plan(P: Params, data: Data) -> dict[str, Path]:
 
 # ------------------------------------------------------------------------------------ evaluation
 
-TABLE_COLUMNS = ["R1", "R5", "R10", "MdR", "MnR"]
+TABLE_COLUMNS = ["R1", "R5", "R10", "MdR", "MnR", "SumR"]
 
 
 def evaluate_all(P: Params, data: Data, out_dir: Path | None = None) -> pd.DataFrame:
-    """Metrics of every trained model and seed. Writes to `out_dir` (default results/<exp>/):
-    metrics.csv (one row per model and seed), table.md (mean ± std over seeds of text->video R@1/5/10,
-    MdR, MnR and the same for video->text) and ranks.csv (the rank of each test caption's own
-    video, per model and seed)."""
+    """Metrics of every trained model and seed, each model's features extracted once. Writes to
+    `out_dir` (default results/<exp>/): metrics.csv (one row per model, seed and inference: "plain",
+    and "dsl" when P.dsl), table.md (mean ± std over seeds of text->video R@1/5/10, MdR, MnR, SumR and
+    the same for video->text; dual-softmax tables after them, labelled) and ranks.csv (the rank of each
+    test caption's own video, per model and seed, plain inference)."""
     out_dir = Path(out_dir or P.exp_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(P.device)
@@ -484,16 +485,19 @@ def evaluate_all(P: Params, data: Data, out_dir: Path | None = None) -> pd.DataF
               for run in P.runs for seed in student_seeds(P, run)]
     models += [(TEACHER_LABELS.get(name, name), name, seed, lambda n=name, s=seed: load_teacher(P, data, n, s))
                for name in P.teachers for seed in P.seeds]
+    inferences = INFERENCES if P.dsl else ("plain",)
     for label, run, seed, load in models:
         sim, costs = similarity_matrix(load(), test, P.eval_batch_size, device)
-        rows.append({"model": label, "run": run, "seed": seed, **metrics_of(sim, costs, test)})
+        rows += [{"model": label, "run": run, "seed": seed, "inference": inference,
+                  **metrics_of(sim, costs, test, inference)} for inference in inferences]
         ranks.append(pd.DataFrame({"model": label, "seed": seed, "caption": np.arange(len(sim)),
                                    "video_id": [test.video_ids[v] for v in test.caption_video],
                                    "rank": correct_ranks(sim, test.caption_video)}))
     metrics = sort_models(pd.DataFrame(rows), P)
     metrics.to_csv(out_dir / "metrics.csv", index=False)
-    (out_dir / "table.md").write_text(markdown_table(summary_table(metrics), P) + "\n\n"
-                                      + markdown_table(summary_table(metrics, "v2t"), P, "v2t") + "\n")
+    tables = [markdown_table(summary_table(metrics[metrics.inference == inference], direction), P, direction,
+                             inference) for inference in inferences for direction in DIRECTIONS]
+    (out_dir / "table.md").write_text("\n\n".join(tables) + "\n")
     pd.concat(ranks, ignore_index=True).to_csv(out_dir / "ranks.csv", index=False)
     return metrics
 
@@ -505,7 +509,8 @@ def sort_models(table: pd.DataFrame, P: Params) -> pd.DataFrame:
     teachers = [TEACHER_LABELS.get(t, t) for t in P.teachers]
     table = table.copy()
     table["model"] = pd.Categorical(table["model"], baselines + teachers + students, ordered=True)
-    return table.sort_values(["model", "seed"]).reset_index(drop=True)
+    order = ["model", "seed", "inference"] if "inference" in table else ["model", "seed"]
+    return table.sort_values(order).reset_index(drop=True)
 
 
 def summary_table(metrics: pd.DataFrame, direction: str = "t2v") -> pd.DataFrame:
@@ -514,7 +519,7 @@ def summary_table(metrics: pd.DataFrame, direction: str = "t2v") -> pd.DataFrame
     grouped = metrics.groupby("model", observed=True)[columns]
     mean, std = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
     table = pd.DataFrame(index=mean.index)
-    for column, name in zip(columns, ["R@1", "R@5", "R@10", "MdR", "MnR"]):
+    for column, name in zip(columns, ["R@1", "R@5", "R@10", "MdR", "MnR", "SumR"]):
         table[name] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(mean[column], std[column])]
     table["seeds"] = grouped.size().values
     return table.reset_index()
@@ -523,8 +528,10 @@ def summary_table(metrics: pd.DataFrame, direction: str = "t2v") -> pd.DataFrame
 DIRECTIONS = {"t2v": "Text-to-video", "v2t": "Video-to-text"}
 
 
-def markdown_table(table: pd.DataFrame, P: Params, direction: str = "t2v") -> str:
-    header = (f"{DIRECTIONS[direction]} retrieval on {P.exp} ({P.clip_model}), mean ± std over seeds "
+def markdown_table(table: pd.DataFrame, P: Params, direction: str = "t2v", inference: str = "plain") -> str:
+    how = (" **with dual-softmax inference (DSL)**: each score weighted by a softmax over all test queries, "
+           "not comparable with numbers without it" if inference == "dsl" else "")
+    header = (f"{DIRECTIONS[direction]} retrieval on {P.exp} ({P.clip_model}){how}, mean ± std over seeds "
               f"{', '.join(map(str, P.seeds))}.\n\n")
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]

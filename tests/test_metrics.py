@@ -6,6 +6,7 @@ import torch
 
 from tclib.metrics import (
     METRIC_KEYS,
+    dual_softmax,
     format_metrics,
     query_ranks,
     retrieval_metrics,
@@ -33,16 +34,17 @@ def test_square_by_hand():
     # R@1 = 2/4 = 50 %, R@5 = R@10 = R@50 = 4/4 = 100 %
     # MdR = median(0, 0, 1, 3) + 1 = (0 + 1)/2 + 1 = 1.5
     # MnR = (0 + 1 + 3 + 0)/4 + 1 = 2.0
+    # SumR = R@1 + R@5 + R@10 = 50 + 100 + 100 = 250
     assert query_ranks(SIM_4X4).tolist() == [0, 1, 3, 0]
     m = retrieval_metrics(SIM_4X4)
     assert set(m) == set(METRIC_KEYS)
-    assert m == {"R1": 50.0, "R5": 100.0, "R10": 100.0, "R50": 100.0, "MdR": 1.5, "MnR": 2.0}
+    assert m == {"R1": 50.0, "R5": 100.0, "R10": 100.0, "R50": 100.0, "MdR": 1.5, "MnR": 2.0, "SumR": 250.0}
     assert all(isinstance(v, float) for v in m.values())
 
 
 def test_torch_input_same_as_numpy():
     m = retrieval_metrics(torch.tensor(SIM_4X4, dtype=torch.float32))
-    assert m == {"R1": 50.0, "R5": 100.0, "R10": 100.0, "R50": 100.0, "MdR": 1.5, "MnR": 2.0}
+    assert m == {"R1": 50.0, "R5": 100.0, "R10": 100.0, "R50": 100.0, "MdR": 1.5, "MnR": 2.0, "SumR": 250.0}
 
 
 def test_recall_at_5_10_50():
@@ -66,6 +68,7 @@ def test_recall_at_5_10_50():
     assert m["R50"] == pytest.approx(200 / 3)
     assert m["MdR"] == 13.0
     assert m["MnR"] == pytest.approx(80 / 3)
+    assert m["SumR"] == pytest.approx(100 / 3)  # 0 + 0 + 33.3
 
 
 def test_non_square_with_gt():
@@ -135,7 +138,7 @@ def test_video_to_text_two_captions_per_video():
     #   v = 1: u = 0: max(0.1, 0.7) = 0.7; u = 1: max(0.4, 0.2) = 0.4 -> rank 1
     # R@1 = 50 %, R@5 = 100 %; MdR = median(0, 1) + 1 = 1.5; MnR = 0.5 + 1 = 1.5
     m = video_to_text_metrics(SIM_CAPS, CAPTION_VIDEO)
-    assert m == {"R1": 50.0, "R5": 100.0, "R10": 100.0, "R50": 100.0, "MdR": 1.5, "MnR": 1.5}
+    assert m == {"R1": 50.0, "R5": 100.0, "R10": 100.0, "R50": 100.0, "MdR": 1.5, "MnR": 1.5, "SumR": 250.0}
 
 
 def test_text_to_video_two_captions_per_video():
@@ -143,7 +146,7 @@ def test_text_to_video_two_captions_per_video():
     # caption 2 gt 0: [*0.2, 0.7] -> 1;  caption 3 gt 1: [0.1, *0.2] -> 0
     # R@1 = 50 %; MdR = median(0, 0, 1, 1) + 1 = 1.5; MnR = 0.5 + 1 = 1.5
     m = text_to_video_metrics(torch.tensor(SIM_CAPS), CAPTION_VIDEO)
-    assert m == {"R1": 50.0, "R5": 100.0, "R10": 100.0, "R50": 100.0, "MdR": 1.5, "MnR": 1.5}
+    assert m == {"R1": 50.0, "R5": 100.0, "R10": 100.0, "R50": 100.0, "MdR": 1.5, "MnR": 1.5, "SumR": 250.0}
 
 
 def test_video_to_text_one_caption_per_video_is_transpose():
@@ -187,3 +190,26 @@ def test_input_validation():
         video_to_text_metrics(SIM_CAPS, [0, 0, 0, 0])
     with pytest.raises(ValueError, match="out of range"):
         text_to_video_metrics(SIM_CAPS, [0, 1, 2, 1])
+
+
+def test_dual_softmax_by_hand():
+    # sim = [[2, 0], [2, 1]] (captions x videos, logits). Text->video (softmax over captions, axis 0):
+    #   column 0: softmax(2, 2) = (1/2, 1/2); column 1: softmax(0, 1) = (1/(1+e), e/(1+e))
+    #   caption 0: [2 * 1/2, 0 * ...] = [1, 0]          -> its video 0 stays first
+    #   caption 1: [2 * 1/2, 1 * e/(1+e)] = [1, 0.731]  -> video 0 still ahead of video 1
+    sim = np.array([[2.0, 0.0], [2.0, 1.0]])
+    e = np.e
+    np.testing.assert_allclose(dual_softmax(sim, axis=0), [[1.0, 0.0], [1.0, e / (1 + e)]])
+    # Video->text prior (softmax over videos, axis 1): row 0: softmax(2, 0) = (e^2, 1)/(e^2 + 1)
+    np.testing.assert_allclose(dual_softmax(sim, axis=1)[0], [2 * e**2 / (e**2 + 1), 0.0])
+
+
+def test_dual_softmax_moves_a_hub_video():
+    # Video 0 is a "hub": every caption scores it high. Plain t2v: caption 1 ranks video 0 (3.0)
+    # above its own video 1 (2.9). With the prior over captions, video 0's mass is shared by both
+    # captions (and mostly goes to caption 0, 5.0), while video 1 is claimed by caption 1 alone:
+    #   video 0 column softmax(5, 3) = (0.881, 0.119): caption 1 -> 3 * 0.119 = 0.358
+    #   video 1 column softmax(0, 2.9) = (0.052, 0.948): caption 1 -> 2.9 * 0.948 = 2.749
+    sim = np.array([[5.0, 0.0], [3.0, 2.9]])
+    assert text_to_video_metrics(sim, [0, 1])["R1"] == 50.0
+    assert text_to_video_metrics(dual_softmax(sim, axis=0), [0, 1])["R1"] == 100.0

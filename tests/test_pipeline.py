@@ -64,10 +64,27 @@ def test_metrics_and_table(demo_run):
     student = metrics[metrics.run == "teachclip:xclip+ts2net"].floats_per_video.iloc[0]
     teacher = metrics[metrics.run == "xclip"].floats_per_video.iloc[0]
     assert teacher > student * 10
+    assert set(metrics["inference"]) == {"plain"}  # dual-softmax only when asked for
+    assert (metrics["t2v_SumR"] == metrics[["t2v_R1", "t2v_R5", "t2v_R10"]].sum(axis=1)).all()
     table = (exp_dir / "table.md").read_text()
     for model in MODELS:
         assert f"| {model} |" in table
-    assert "±" in table
+    assert "±" in table and "| SumR |" in table and "dual-softmax" not in table
+
+
+def test_dual_softmax_rows_are_labelled_and_leave_the_default_numbers_alone(demo_run, tmp_path):
+    exp_dir, params = demo_run
+    with_dsl = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "dsl": True})
+    metrics = pipeline.evaluate_all(with_dsl, pipeline.prepare_data(with_dsl), tmp_path)
+    plain, dsl = metrics[metrics.inference == "plain"], metrics[metrics.inference == "dsl"]
+    assert len(plain) == len(dsl) == len(MODELS) * 2
+    published = pd.read_csv(exp_dir / "metrics.csv")
+    columns = [c for c in published.columns if c.startswith(("t2v_", "v2t_"))]
+    np.testing.assert_allclose(plain[columns].to_numpy(), published[columns].to_numpy())
+    assert not np.allclose(dsl[columns].to_numpy(), plain[columns].to_numpy())
+    tables = (tmp_path / "table.md").read_text().split("\n\n")
+    headers = [t for t in tables if "retrieval on" in t]
+    assert len(headers) == 4 and ["DSL" in h for h in headers] == [False, False, True, True]
 
 
 def test_attention_outputs(demo_run):

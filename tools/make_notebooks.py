@@ -73,9 +73,13 @@ NOTEBOOKS = {
          ("## Training curves", "notebook.training_curves(P, data, kind=\"students\")", True)]),
     "04_evaluate": (
         "# 04 · Evaluation\n"
-        "Text-to-video and video-to-text retrieval on the test split, for every student and teacher and seed: "
-        "`metrics.csv` (one row per model and seed), `table.md` (mean ± std over seeds) and `ranks.csv` (where "
-        "each caption's own video ranks).",
+        "Text-to-video and video-to-text retrieval on the test split, for every student and teacher and seed, "
+        "under the data set's protocol: every caption is a query (MSR-VTT 1k-A: one per video; MSVD, VATEX: all "
+        "of them; DiDeMo, ActivityNet: one paragraph per video), and for video-to-text a video is matched by any "
+        "of its captions. Each model's features are extracted once. `metrics.csv` has one row per model and seed, "
+        "`table.md` the mean ± std over seeds (SumR = R@1 + R@5 + R@10), `ranks.csv` where each caption's own "
+        "video ranks. With `dsl: true` the same similarities are also ranked with dual-softmax inference, in rows "
+        "(`inference: dsl`) and tables labelled DSL, apart from the default numbers.",
         "",
         [(None, "metrics = pipeline.evaluate_all(P, data, out)\ndisplay(Markdown((out / \"table.md\").read_text()))",
           False),
