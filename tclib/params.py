@@ -24,6 +24,7 @@ from .project import project_root, resolve_path
 
 TEACHCLIP_RUNS = ("clip4clip-meanP", "clip4clip-seqTransf", "teachclip-coarse", "teachclip")
 TEACHER_MODES = ("cached", "online")
+FRAME_CACHE_FORMATS = ("raw", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Params:
     test_split: str = "test"
     data_options: dict = field(default_factory=dict)  # reader options, e.g. {train_csv: MSRVTT_train.7k.csv}
     frame_cache: bool = True  # decode every video once into results/<exp>/frames; false: decode on the fly
+    frame_cache_format: str = "raw"  # "raw" (uint8 arrays) or "jpeg" (each frame a JPEG: ~6x smaller, lossy)
+    jpeg_quality: int = 90  # JPEG quality of a "jpeg" frame cache
     synthetic: bool = False  # write the synthetic MSR-VTT-layout data set into data_root first
     synthetic_train_videos: int = 240
     synthetic_test_videos: int = 100
@@ -270,6 +273,10 @@ def value_problems(params: Params, source: str) -> list[str]:
                 bad("data_options", f"{option} must be {type(defaults[option]).__name__}", value)
     if typed("synthetic_frame_size") and params.synthetic_frame_size % 2:
         bad("synthetic_frame_size", "must be even (H.264 yuv420p)")
+    if typed("frame_cache_format") and params.frame_cache_format not in FRAME_CACHE_FORMATS:
+        bad("frame_cache_format", f"must be one of {FRAME_CACHE_FORMATS}")
+    if typed("jpeg_quality") and not 1 <= params.jpeg_quality <= 100:
+        bad("jpeg_quality", "must be in 1..100")
     if typed("slice_framepos") and params.slice_framepos not in (0, 1, 2):
         bad("slice_framepos", "must be 0 (head), 1 (tail) or 2 (uniform)")
 

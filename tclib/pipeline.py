@@ -120,7 +120,8 @@ def prepare_data(P: Params) -> Data:
                     slice_framepos=P.slice_framepos, workers=P.decode_workers)
     frames_fp = frames_fingerprint(P, videos)
     if P.frame_cache:
-        cache = build_frame_cache(videos, frames_dir(P, frames_fp), **sampling)
+        cache = build_frame_cache(videos, frames_dir(P, frames_fp), **sampling, storage=P.frame_cache_format,
+                                  jpeg_quality=P.jpeg_quality)
     else:
         cache = DecodedFrames(videos, **sampling)
     failed = set(cache.failed)
@@ -148,14 +149,16 @@ def video_specs(*tables: pd.DataFrame) -> dict:
 
 
 def frames_fingerprint(P: Params, videos: dict) -> str:
-    """What the frame cache holds: the sampling, every clip's resolved file and segment, and for the
-    synthetic set the parameters that make its files (same names, other content)."""
+    """What the frame cache holds: the sampling, every clip's resolved file and segment, for the
+    synthetic set the parameters that make its files (same names, other content), and for a JPEG
+    cache its quality (a raw cache's fingerprint is what it was before JPEG caches existed)."""
     resolved = {clip: [str(Path(v if isinstance(v, str) else v[0]).resolve()), *([] if isinstance(v, str) else v[1:])]
                 for clip, v in videos.items()}
     synthetic = P.values(["synthetic_train_videos", "synthetic_test_videos", "synthetic_frame_size",
                           "synthetic_seed"]) if P.synthetic else None
+    storage = [P.values(["frame_cache_format", "jpeg_quality"])] if P.frame_cache_format != "raw" else []
     return fingerprint(P.values(["max_frames", "framerate", "slice_framepos"]), image_size_of(P.clip_model),
-                       resolved, synthetic)
+                       resolved, synthetic, *storage)
 
 
 def train_fingerprint(frames_fp: str, train: pd.DataFrame) -> str:

@@ -474,7 +474,7 @@ def test_cache_build_and_read(synth, tmp_path):
     assert [r["video"] for r in failures] == ["broken", "missing"]
     assert str(corrupt) in failures[0]["reason"]
     manifest = _json(tmp_path / "cache" / "manifest.json")
-    assert manifest["params"] == PARAMS and manifest["n_videos"] == 6 and manifest["complete"]
+    assert manifest["params"] == {**PARAMS, "storage": "raw"} and manifest["n_videos"] == 6 and manifest["complete"]
     assert _json(tmp_path / "cache" / "index.json") == list(videos)
 
     clone = pickle.loads(pickle.dumps(cache))
@@ -513,6 +513,66 @@ def test_cache_param_mismatch(synth, tmp_path):
     assert len(FrameCache(tmp_path / "cache", expect=PARAMS)) == 2
     with pytest.raises(DataError, match="manifest.json"):
         FrameCache(tmp_path / "nowhere")
+
+
+def test_jpeg_cache_reads_back_the_raw_frames_within_jpeg_error(synth, tmp_path):
+    videos = _videos(synth, 4)
+    videos["missing"] = str(tmp_path / "missing.mp4")
+    raw = build_frame_cache(videos, tmp_path / "raw", shard_size=3, **PARAMS)
+    jpeg = build_frame_cache(videos, tmp_path / "jpeg", shard_size=3, storage="jpeg", jpeg_quality=95, **PARAMS)
+    files = sorted(p.name for p in (tmp_path / "jpeg").iterdir())
+    assert [f for f in files if f.startswith("frames")] == ["frames-00000.index.npy", "frames-00000.jpeg",
+                                                            "frames-00001.index.npy", "frames-00001.jpeg"]
+    assert _json(tmp_path / "jpeg" / "manifest.json")["params"] == {**PARAMS, "storage": "jpeg", "jpeg_quality": 95}
+    np.testing.assert_array_equal(jpeg.mask, raw.mask)
+    rows = np.array([4, 0, 3, 1, 2])  # across both shards, out of order, the failed video included
+    a, b = raw.frames_of(rows).astype(int), jpeg.frames_of(rows).astype(int)
+    real = raw.mask_of(rows).astype(bool)
+    assert (b[~real] == 0).all()  # padding and the failed video: exact zeros, stored as nothing
+    # lossy but close: 16-px frames of hard-edged shapes are JPEG's worst case (2.1 grey levels here)
+    assert np.abs(a - b)[real].mean() < 3.0 and np.abs(a - b).max() < 64
+    # only real frames take bytes: one JPEG each, side by side (sizes pay off at 224 px: benchmarks/frames.py)
+    lengths = np.concatenate([np.load(tmp_path / "jpeg" / f"frames-0000{k}.index.npy")[..., 1] for k in (0, 1)])
+    assert ((lengths > 0) == raw.mask[:].astype(bool)).all()
+    assert lengths.sum() == sum((tmp_path / "jpeg" / f).stat().st_size for f in files if f.endswith(".jpeg"))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(jpeg)).get("video1")[0], jpeg.get("video1")[0])
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(cache_mod, "read_video_frames", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    try:  # resumed: nothing decoded again, and the same frames
+        again = build_frame_cache(videos, tmp_path / "jpeg", storage="jpeg", jpeg_quality=95, **PARAMS)
+    finally:
+        mp.undo()
+    np.testing.assert_array_equal(again.frames, jpeg.frames)
+    with pytest.raises(DataError, match="storage='jpeg'.*storage='raw'"):
+        build_frame_cache(videos, tmp_path / "jpeg", **PARAMS)
+    with pytest.raises(DataError, match="jpeg_quality=95.*jpeg_quality=90"):
+        build_frame_cache(videos, tmp_path / "jpeg", storage="jpeg", jpeg_quality=90, **PARAMS)
+    with pytest.raises(DataError, match="storage must be one of raw, jpeg"):
+        build_frame_cache(videos, tmp_path / "png", storage="png", **PARAMS)
+
+
+def test_an_interrupted_jpeg_build_resumes_without_losing_finished_videos(synth, tmp_path, monkeypatch):
+    videos = _videos(synth, 4)
+    decode = cache_mod.read_video_frames
+    calls = []
+
+    def fail_on_third(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(cache_mod, "read_video_frames", fail_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        build_frame_cache(videos, tmp_path / "jpeg", storage="jpeg", **PARAMS)
+    manifest = _json(tmp_path / "jpeg" / "manifest.json")
+    assert manifest["done"] == [1, 1, 0, 0]
+    calls.clear()
+    monkeypatch.setattr(cache_mod, "read_video_frames", decode)
+    resumed = build_frame_cache(videos, tmp_path / "jpeg", storage="jpeg", **PARAMS)
+    fresh = build_frame_cache(videos, tmp_path / "fresh", storage="jpeg", **PARAMS)
+    np.testing.assert_array_equal(resumed.frames, fresh.frames)  # JPEG encoding is deterministic
 
 
 def test_cache_workers(synth, tmp_path):

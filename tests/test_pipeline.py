@@ -130,6 +130,19 @@ def test_decoding_on_the_fly_gives_the_cached_frames(demo_run):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_jpeg_frame_cache_is_built_beside_the_raw_one_and_reads_the_same_videos(demo_run):
+    _, params = demo_run
+    raw_data = pipeline.prepare_data(params)
+    jpeg = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "frame_cache_format": "jpeg"})
+    jpeg_data = pipeline.prepare_data(jpeg)
+    assert jpeg_data.cache.cache_dir != raw_data.cache.cache_dir and raw_data.cache.complete  # both kept
+    assert jpeg_data.cache.params["storage"] == "jpeg" and jpeg_data.cache.params["jpeg_quality"] == 90
+    raw_test, jpeg_test = pipeline.test_set(params, raw_data), pipeline.test_set(jpeg, jpeg_data)
+    assert jpeg_test.video_ids == raw_test.video_ids
+    a, b = (np.asarray(t.frames[t.source_rows()], dtype=np.int16) for t in (raw_test, jpeg_test))
+    assert 0 < np.abs(a - b).mean() < 3.0  # lossy, a few grey levels at most on average
+
+
 def test_a_student_saved_by_the_reference_code_is_evaluated_without_training(demo_run, tmp_path, monkeypatch):
     """student_checkpoints: a file in the reference's key layout (here: a trained student's weights
     renamed as TeachCLIP's save_model writes them) is evaluated as it is, and gives the same metrics."""

@@ -75,12 +75,15 @@ TEACHERS = ("teachers/", "teacher-features/")
     # data: frames, and everything trained on them; the backbone reads none of the videos
     ({"max_frames": 8}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),
     ({"framerate": 2}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"frame_cache_format": "jpeg"}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),  # other pixels
+    ({"jpeg_quality": 80}, set()),  # a raw cache has no quality
     # the backbone (pretrained on captions of max_words tokens, from the synthetic seed): every model
     ({"synthetic_seed": 5}, stages("frames", "backbone", *TEACHERS, "students/")),
     ({"max_words": 16}, stages("backbone", *TEACHERS, "students/")),
     ({"pretrain_lr": 0.01}, stages("backbone", "students/", *TEACHERS)),
     # what changes how fast or how it is shown, not what is computed: nothing
-    ({"device": "cpu", "num_workers": 2, "decode_workers": 1, "eval_batch_size": 7, "plot_videos": 1}, set()),
+    ({"device": "cpu", "num_workers": 2, "decode_workers": 1, "eval_batch_size": 7, "plot_videos": 1, "dsl": True},
+     set()),
     ({"gpus": 2}, set()),  # the same global batches and gradients (tests/test_distributed.py)
     ({"data_root": str(Path("data/inv").resolve())}, set()),
     ({"data_root": "data/../data/inv"}, set()),

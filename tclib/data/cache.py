@@ -16,6 +16,11 @@ Layout of a cache directory::
     manifest.json      sampling parameters, the shards, per-row done flags, failures, segments
     failures.csv       video, reason: videos that could not be decoded
 
+With ``storage="jpeg"`` each shard's frames are ``frames-00000.jpeg`` with its
+``frames-00000.index.npy`` instead (see data/jpegrows.py): every real frame as a JPEG of
+``jpeg_quality``, padding stored as nothing; the masks are the same .npy files. The storage is one
+of the cache's parameters (a manifest without it is a raw cache).
+
 Each shard holds ``shard_size`` consecutive rows (the last one fewer). A cache written before
 shards existed (one ``frames.npy`` and ``mask.npy``, no ``shards`` in its manifest) reads as a
 single shard.
@@ -47,6 +52,7 @@ import numpy as np
 
 from tclib.data.files import read_json
 from tclib.data.frames import pad_frames, read_video_frames, sampled_frame_count
+from tclib.data.jpegrows import JpegRows, encode_frames, index_path
 from tclib.data.npyrows import NpyRows
 from tclib.errors import DataError
 from tclib.files import write_text
@@ -66,6 +72,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PARAM_KEYS: tuple[str, ...] = ("max_frames", "image_size", "framerate", "slice_framepos")
+STORAGES = ("raw", "jpeg")
+DEFAULT_JPEG_QUALITY = 90
 MANIFEST_VERSION = 2
 DEFAULT_SHARD_SIZE = 512
 _CHECKPOINT_SECONDS = 5.0
@@ -91,6 +99,11 @@ def _load_json(path: Path) -> Any:
     return read_json(path, "frame cache file")
 
 
+def _stored_params(manifest: dict) -> dict:
+    """The manifest's parameters; a cache written before JPEG storage existed is raw."""
+    return {"storage": "raw", **manifest.get("params", {})}
+
+
 def _check_params(manifest_path: Path, stored: dict, wanted: dict) -> None:
     for key, value in wanted.items():
         if key not in stored:
@@ -103,15 +116,23 @@ def _check_params(manifest_path: Path, stored: dict, wanted: dict) -> None:
 
 
 def _sampling_params(
-    max_frames: int, image_size: int, framerate: int, slice_framepos: int, where: str
-) -> dict[str, int]:
-    """The sampling parameters as plain ints, checked (DataError naming ``where``)."""
-    params = {
+    max_frames: int, image_size: int, framerate: int, slice_framepos: int, where: str,
+    storage: str = "raw", jpeg_quality: int = DEFAULT_JPEG_QUALITY,
+) -> dict[str, Any]:
+    """The sampling parameters as plain ints and the storage, checked (DataError naming ``where``)."""
+    params: dict[str, Any] = {
         "max_frames": int(max_frames),
         "image_size": int(image_size),
         "framerate": int(framerate),
         "slice_framepos": int(slice_framepos),
+        "storage": storage,
     }
+    if storage not in STORAGES:
+        raise DataError(f"{where}: storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    if storage == "jpeg":
+        if not _is_int(jpeg_quality) or not 1 <= jpeg_quality <= 100:
+            raise DataError(f"{where}: jpeg_quality must be an integer in 1..100, got {jpeg_quality!r}")
+        params["jpeg_quality"] = int(jpeg_quality)
     if params["max_frames"] < 1:
         raise DataError(f"{where}: max_frames must be >= 1, got {max_frames!r}")
     if params["image_size"] < 1:
@@ -166,13 +187,16 @@ def _decode(task: tuple[int, _Source, dict]) -> tuple[int, np.ndarray | None, np
         padded, mask = _decode_or_raise((source, params))
     except DataError as exc:
         return row, None, None, str(exc)
+    if params["storage"] == "jpeg":  # encoded here, in the decoding process
+        return row, encode_frames(padded, params["jpeg_quality"]), mask, None
     return row, padded, mask, None
 
 
-def _shard_layout(n: int, shard_size: int) -> list[dict]:
+def _shard_layout(n: int, shard_size: int, storage: str = "raw") -> list[dict]:
+    extension = "jpeg" if storage == "jpeg" else "npy"
     return [
         {
-            "frames": f"frames-{k:05d}.npy",
+            "frames": f"frames-{k:05d}.{extension}",
             "mask": f"mask-{k:05d}.npy",
             "start": start,
             "count": min(shard_size, n - start),
@@ -213,7 +237,8 @@ def _stored_layout(manifest_path: Path, manifest: dict, n: int) -> list[dict]:
     return [{"frames": "frames.npy", "mask": "mask.npy", "start": 0, "count": n}]
 
 
-def _open_shard(cache_dir: Path, shard: dict, shape: tuple[int, ...], mode: str) -> tuple[NpyRows, NpyRows]:
+def _open_shard(cache_dir: Path, shard: dict, shape: tuple[int, ...], mode: str, params: dict
+                ) -> tuple[NpyRows | JpegRows, NpyRows]:
     """One shard's frames and mask files, their shapes and dtypes checked (DataError otherwise)."""
     count = shard["count"]
     frames_path, mask_path = cache_dir / shard["frames"], cache_dir / shard["mask"]
@@ -223,7 +248,10 @@ def _open_shard(cache_dir: Path, shard: dict, shape: tuple[int, ...], mode: str)
         if not path.is_file():
             raise DataError(f"frame cache file not found: {path}")
         try:
-            arr = NpyRows(path, mode=mode)
+            if path == frames_path and params["storage"] == "jpeg":
+                arr = JpegRows(path, shape[1:], params["jpeg_quality"], mode=mode)
+            else:
+                arr = NpyRows(path, mode=mode)
         except (DataError, OSError) as exc:
             raise DataError(f"cannot read frame cache array {path}: {exc}") from exc
         if arr.shape != want_shape or arr.dtype != want_dtype:
@@ -371,6 +399,8 @@ def build_frame_cache(
     slice_framepos: int = 2,
     workers: int = 1,
     shard_size: int = DEFAULT_SHARD_SIZE,
+    storage: str = "raw",
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY,
 ) -> "FrameCache":
     """Decode ``videos`` into a sharded frame cache under ``cache_dir``.
 
@@ -381,13 +411,15 @@ def build_frame_cache(
             (see :func:`tclib.data.read_video_frames`).
         workers: decoding processes (forked).
         shard_size: videos per shard file of a new cache; a resumed cache keeps its shards.
+        storage: "raw" (uint8 arrays) or "jpeg" (each real frame a JPEG of ``jpeg_quality``;
+            see data/jpegrows.py).
 
     Resumes an existing build with the same parameters and the same video ids; videos that
     fail to decode are logged, listed in ``failures.csv`` and left as all-padding rows.
     """
     cache_dir = Path(cache_dir)
     where = f"frame cache {cache_dir}"
-    params = _sampling_params(max_frames, image_size, framerate, slice_framepos, where)
+    params = _sampling_params(max_frames, image_size, framerate, slice_framepos, where, storage, jpeg_quality)
     if not _is_int(shard_size) or shard_size < 1:
         raise DataError(f"{where}: shard_size must be an integer >= 1, got {shard_size!r}")
     video_ids, sources = _video_sources(videos, where)
@@ -399,14 +431,14 @@ def build_frame_cache(
 
     done = np.zeros(n, dtype=bool)
     failed: dict[str, dict] = {}
-    layout = _shard_layout(n, int(shard_size))
+    layout = _shard_layout(n, int(shard_size), storage)
     layout_shard_size = int(shard_size)
     kept: set[int] = set()  # shards whose files are reused
     if manifest_path.exists():
         manifest = _load_json(manifest_path)
         if not isinstance(manifest, dict):
             raise DataError(f"{manifest_path} must hold a JSON object")
-        _check_params(manifest_path, manifest.get("params", {}), params)
+        _check_params(manifest_path, _stored_params(manifest), params)
         stored_ids = _load_json(cache_dir / "index.json")
         if stored_ids != video_ids:
             raise DataError(
@@ -426,6 +458,7 @@ def build_frame_cache(
         present = [
             k for k, s in enumerate(stored)
             if (cache_dir / s["frames"]).is_file() and (cache_dir / s["mask"]).is_file()
+            and (storage == "raw" or index_path(cache_dir / s["frames"]).is_file())
         ]
         if present:  # keep the stored shards; the rows of missing ones are decoded again
             layout, kept = stored, set(present)
@@ -439,20 +472,23 @@ def build_frame_cache(
                                 cache_dir, s["frames"])
                     done[s["start"] : s["start"] + s["count"]] = False
             layout_shard_size = int(manifest.get("shard_size", layout[0]["count"]))
-            if layout != _shard_layout(n, int(shard_size)):
+            if layout != _shard_layout(n, int(shard_size), storage):
                 log.info("frame cache %s: keeping its %d shards (%d videos each), not shard_size=%d",
                          cache_dir, len(layout), layout_shard_size, shard_size)
     if not kept:
         write_text(cache_dir / "index.json", json.dumps(video_ids))
 
     starts = np.array([s["start"] for s in layout], dtype=np.int64)
-    arrays: list[tuple[NpyRows, NpyRows]] = []
+    arrays: list[tuple[NpyRows | JpegRows, NpyRows]] = []
     for k, shard in enumerate(layout):
         if k in kept:
-            arrays.append(_open_shard(cache_dir, shard, shape, "r+"))
+            arrays.append(_open_shard(cache_dir, shard, shape, "r+", params))
         else:
             count = shard["count"]
-            frames = NpyRows.create(cache_dir / shard["frames"], (count, *shape), np.uint8)
+            if storage == "jpeg":
+                frames = JpegRows.create(cache_dir / shard["frames"], (count, *shape), params["jpeg_quality"])
+            else:
+                frames = NpyRows.create(cache_dir / shard["frames"], (count, *shape), np.uint8)
             mask = NpyRows.create(cache_dir / shard["mask"], (count, shape[0]), np.int64)
             arrays.append((frames, mask))
 
@@ -564,7 +600,7 @@ class FrameCache:
         manifest = _load_json(manifest_path)
         if not isinstance(manifest, dict) or "params" not in manifest:
             raise DataError(f"{manifest_path} has no 'params'")
-        self.params: dict = dict(manifest["params"])
+        self.params: dict = _stored_params(manifest)
         if expect:
             _check_params(manifest_path, self.params, dict(expect))
         missing = [k for k in PARAM_KEYS if k not in self.params]
@@ -588,7 +624,7 @@ class FrameCache:
         self.shards: list[dict] = _stored_layout(manifest_path, manifest, n)
         p = self.params
         shape = (int(p["max_frames"]), 3, int(p["image_size"]), int(p["image_size"]))
-        self._arrays = [_open_shard(self.cache_dir, s, shape, "r") for s in self.shards]
+        self._arrays = [_open_shard(self.cache_dir, s, shape, "r", self.params) for s in self.shards]
         self._starts = np.array([s["start"] for s in self.shards], dtype=np.int64)
         self.frames = RowView(n, shape, np.uint8, lambda rows: self._take(rows, 0),
                               lambda row: self._one(row, 0), f"frames of {self.cache_dir}")
