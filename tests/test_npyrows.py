@@ -44,3 +44,29 @@ def test_a_truncated_or_foreign_file_is_a_data_error_naming_it(tmp_path):
     (tmp_path / "d.npy").write_bytes(b"not an array at all")
     with pytest.raises(DataError, match=r"d\.npy is not a \.npy file"):
         NpyRows(tmp_path / "d.npy")
+
+
+def _read_many(rows: NpyRows, row: int, count: int, queue) -> None:
+    want = np.full(rows.row_shape, row, dtype=rows.dtype)
+    queue.put(sum(not np.array_equal(rows.read(np.array([row]))[0], want) for _ in range(count)))
+
+
+def test_forked_readers_sharing_one_open_file_read_their_own_rows(tmp_path):
+    """DataLoader workers are forked: they inherit the open file, and with it one shared file
+    position. Reads must not depend on it (positional reads), or two workers read each other's rows."""
+    import multiprocessing
+
+    rows = NpyRows.create(tmp_path / "a.npy", (4, 64, 1024), np.uint8)
+    for i in range(4):
+        rows.write(i, np.full((64, 1024), i, dtype=np.uint8))
+    rows.flush()
+    reader = NpyRows(tmp_path / "a.npy")
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    workers = [context.Process(target=_read_many, args=(reader, row, 3000, queue)) for row in range(4)]
+    for w in workers:
+        w.start()
+    wrong = [queue.get(timeout=60) for _ in workers]
+    for w in workers:
+        w.join()
+    assert wrong == [0, 0, 0, 0]

@@ -1,4 +1,4 @@
-"""Rows of a .npy file read and written with plain file I/O, not a memory map.
+"""Rows of a .npy file read and written with plain (positional) file I/O, not a memory map.
 
 A memory map counts every page it has touched in the process's resident memory until it is
 closed: reading a whole 30 GB frame cache through one, batch by batch, ends with a process that
@@ -91,12 +91,13 @@ class NpyRows:
             i = j
 
     def _read_into(self, buffer: memoryview, row: int) -> None:
+        # Positional reads: a forked DataLoader worker shares the open file, and its position, with
+        # the other workers; a seek followed by a read could read where another worker just sought.
         if not 0 <= row < self.shape[0]:
             raise IndexError(f"row {row} out of range for {self.path} ({self.shape[0]} rows)")
-        self._file.seek(self.offset + row * self.row_nbytes)
-        done = 0
+        start, done = self.offset + row * self.row_nbytes, 0
         while done < len(buffer):
-            got = self._file.readinto(buffer[done:])
+            got = os.preadv(self._file.fileno(), [buffer[done:]], start + done)
             if not got:
                 raise DataError(f"{self.path}: unexpected end of file reading row {row}")
             done += got
@@ -110,8 +111,7 @@ class NpyRows:
             raise ValueError(f"{self.path}: a row is {self.row_shape}, got {value.shape}")
         if not 0 <= row < self.shape[0]:
             raise IndexError(f"row {row} out of range for {self.path} ({self.shape[0]} rows)")
-        self._file.seek(self.offset + row * self.row_nbytes)
-        self._file.write(value.tobytes())
+        self._pwrite(value.tobytes(), self.offset + row * self.row_nbytes)
 
     def write_rows(self, start: int, values: np.ndarray) -> None:
         """Store `values` (n, *row_shape) as rows start..start+n-1, in one write."""
@@ -120,8 +120,12 @@ class NpyRows:
         values = np.ascontiguousarray(values, dtype=self.dtype)
         if values.shape[1:] != self.row_shape or not 0 <= start <= self.shape[0] - len(values):
             raise ValueError(f"{self.path}: cannot store {values.shape} at row {start} of {self.shape}")
-        self._file.seek(self.offset + start * self.row_nbytes)
-        self._file.write(values.tobytes())
+        self._pwrite(values.tobytes(), self.offset + start * self.row_nbytes)
+
+    def _pwrite(self, data: bytes, position: int) -> None:
+        view, done = memoryview(data), 0
+        while done < len(view):
+            done += os.pwrite(self._file.fileno(), view[done:], position + done)
 
     def flush(self) -> None:
         """Make what was written durable (fsync)."""
