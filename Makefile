@@ -5,13 +5,17 @@ PARAMS ?= params/demo.yaml
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tclib-installed
 
-.PHONY: reproduce test browser-check notebooks clean-demo
+.PHONY: reproduce test tables browser-check notebooks clean-demo
 
 reproduce: $(STAMP)
 	$(BIN)/tclib reproduce $(PARAMS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Every experiment's metrics beside the published numbers: results/tables/tables.md (notebook 07).
+tables: $(STAMP)
+	$(BIN)/tclib tables
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

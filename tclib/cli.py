@@ -13,6 +13,10 @@ checked (tclib.preflight: values, model names, files, checkpoint keys): every pr
 exit code 2, nothing written. One run at a time works in an experiment folder (see tclib.lock);
 `--wait` queues behind the run holding it.
 
+`tclib tables` runs notebooks/07_paper_tables.ipynb: every experiment's metrics beside the published
+numbers of results/paper_numbers.csv, in results/tables/ (tables.md, comparison.csv, the executed
+notebook, logs/).
+
 `tclib clean [params files]` removes the stage folders under results/ that none of the params
 files (default: params/*.yaml) refers to any more, and says how much space that frees.
 
@@ -61,7 +65,7 @@ def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, overrid
     holder). A failing notebook raises StageError after its executed copy is saved.
     """
     params = load_params(params_file, overrides)
-    notebooks = sorted(Path(resolve_path(str(notebooks_dir))).glob("[0-9][0-9]_*.ipynb"))
+    notebooks = experiment_notebooks(Path(resolve_path(str(notebooks_dir))))
     if not notebooks:
         raise TclibError(f"no notebooks NN_*.ipynb found in {notebooks_dir}")
     preflight.check(params, source=str(params_file))  # every problem at once, before anything is written
@@ -77,6 +81,38 @@ def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, overrid
                      console)
             log.info("%s done in %.0f s", notebook.name, time.perf_counter() - start)
     return params.exp_dir
+
+
+def experiment_notebooks(folder: Path) -> list[Path]:
+    """The NN_*.ipynb of `folder` that run for one experiment, in order: all but those whose metadata
+    says `"tclib": {"scope": "project"}` (07_paper_tables reads every experiment; `tclib tables` runs it)."""
+    return [path for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")) if _scope(path) != "project"]
+
+
+def _scope(notebook: Path) -> str:
+    try:
+        metadata = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError) as err:
+        raise TclibError(f"cannot read notebook {notebook}: {err}") from err
+    return metadata.get("tclib", {}).get("scope", "experiment")
+
+
+PAPER_TABLES_NOTEBOOK = "07_paper_tables.ipynb"
+
+
+def tables(notebooks_dir: Path = DEFAULT_NOTEBOOKS, out_dir: str = "results/tables") -> Path:
+    """Run 07_paper_tables over every experiment: results/tables/tables.md, comparison.csv and the
+    executed notebook; returns the folder."""
+    notebook = Path(resolve_path(str(notebooks_dir))) / PAPER_TABLES_NOTEBOOK
+    if not notebook.is_file():
+        raise TclibError(f"notebook not found: {notebook}")
+    out = Path(resolve_path(out_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    with run_log(out / "logs", "tables") as console:
+        log.info("running %s", notebook.name)
+        _execute(notebook, out / notebook.name, {"out": relative_to_root(out)},
+                 {BATCH_ENV: "1", ROOT_ENV: str(project_root())}, console)
+    return out
 
 
 def write_run_params(params_file: str, overrides: dict | None, exp_dir: Path) -> Path:
@@ -203,6 +239,12 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_tables(args: argparse.Namespace) -> int:
+    out = tables(args.notebooks)
+    print(f"tables in {out}/ (tables.md, comparison.csv, {PAPER_TABLES_NOTEBOOK})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tclib", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true",
                      help="when another run holds this experiment's folder, wait for it instead of stopping")
     run.set_defaults(handler=_run_reproduce)
+
+    paper = commands.add_parser("tables", help="every experiment's metrics beside the published numbers "
+                                               "(runs notebooks/07_paper_tables.ipynb into results/tables/)")
+    paper.add_argument("--notebooks", type=Path, default=DEFAULT_NOTEBOOKS, help="folder of 07_paper_tables.ipynb")
+    paper.set_defaults(handler=_run_tables)
 
     tidy = commands.add_parser("clean", help="remove the stage folders under results/ that no params file refers to")
     tidy.add_argument("params", nargs="*", help="params files whose stages are kept (default: params/*.yaml)")

@@ -25,10 +25,10 @@ PROGRESS_EVERY = 30.0  # seconds between progress-bar lines in the log file (and
 
 
 @contextmanager
-def run_log(logs_dir: Path) -> Iterator["Console"]:
-    """Open logs/reproduce-<time>.log; tclib's own log records go there too while the run lasts."""
+def run_log(logs_dir: Path, name: str = "reproduce") -> Iterator["Console"]:
+    """Open logs/<name>-<time>.log; tclib's own log records go there too while the run lasts."""
     logs_dir.mkdir(parents=True, exist_ok=True)
-    path = logs_dir / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    path = logs_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     if path.exists():
         path = path.with_name(f"{path.stem}-{os.getpid()}.log")
     with open(path, "a", encoding="utf-8") as file:

@@ -126,6 +126,40 @@ NOTEBOOKS = {
 }
 
 
+# 07 reads every experiment, not one: its own parameters and set-up; `tclib reproduce` leaves it out
+# (metadata tclib.scope = "project") and `tclib tables` (`make tables`) runs it.
+PAPER_TABLES = (
+    "07_paper_tables",
+    "# 07 · The paper's tables\n"
+    "Every experiment (a params file in `params/`, its evaluation in `results/<exp>/metrics.csv`) beside the "
+    "published numbers of `results/paper_numbers.csv`, in the paper's layout: one table per data set, backbone "
+    "and direction, each cell *ours (mean ± std over seeds) / published (difference)*. An experiment not yet "
+    "run shows as `not run`; a published number that was not found in its source shows as `n/f`. Dual-softmax "
+    "(DSL) results are compared only with published DSL results. Runs with no published counterpart, and the "
+    "synthetic demo, have tables of their own.",
+    '''\
+# Parameters (papermill). Paths are relative to the project root.
+params_dir = "params"  # the experiments: one params file each
+results_dir = "results"  # results/<exp>/metrics.csv and params.yaml of each run
+published = "results/paper_numbers.csv"  # the published numbers, with their sources
+out = "results/tables"  # tables.md and comparison.csv are written here''',
+    '''\
+from IPython.display import Markdown, display
+
+from tclib import notebook, paper_tables
+from tclib.project import resolve_path
+
+notebook.setup_logging()
+experiments = paper_tables.find_experiments(resolve_path(params_dir), resolve_path(results_dir))
+numbers = paper_tables.read_published(resolve_path(published))''',
+    [("## Experiments\nWhat each params file runs, and whether its evaluation is there.",
+      "paper_tables.experiments_table(experiments)", False),
+     (None, "tables = paper_tables.write_tables(experiments, numbers, resolve_path(out))\n"
+            "display(Markdown(tables.read_text()))", False),
+     ("## Every compared cell\nLong form, as `comparison.csv` holds it: ours, published and the difference.",
+      "paper_tables.comparison(experiments, numbers)", False)])
+
+
 def cell(kind: str, source: str, tags: list[str] | None = None) -> dict:
     out = {"cell_type": kind, "id": "", "metadata": {}, "source": source.splitlines(keepends=True)}
     if kind == "code":
@@ -135,9 +169,8 @@ def cell(kind: str, source: str, tags: list[str] | None = None) -> dict:
     return out
 
 
-def notebook(name: str, title: str, knobs: str, steps: list) -> dict:
-    parameters = PARAMETERS + (f"\n{knobs}" if knobs else "")
-    cells = [cell("markdown", title), cell("code", parameters, ["parameters"]), cell("code", SETUP)]
+def notebook(name: str, title: str, parameters: str, setup: str, steps: list, metadata: dict | None = None) -> dict:
+    cells = [cell("markdown", title), cell("code", parameters, ["parameters"]), cell("code", setup)]
     for markdown, code, is_figure in steps:
         if markdown:
             cells.append(cell("markdown", markdown))
@@ -146,15 +179,19 @@ def notebook(name: str, title: str, knobs: str, steps: list) -> dict:
         c["id"] = f"{name[:2]}-{i}"
     return {"cells": cells,
             "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                         "language_info": {"name": "python"}},
+                         "language_info": {"name": "python"}, **(metadata or {})},
             "nbformat": 4, "nbformat_minor": 5}
 
 
 def main() -> None:
     out = Path(__file__).resolve().parent.parent / "notebooks"
     out.mkdir(exist_ok=True)
-    for name, (title, knobs, steps) in NOTEBOOKS.items():
-        (out / f"{name}.ipynb").write_text(json.dumps(notebook(name, title, knobs, steps), indent=1) + "\n")
+    books = {name: notebook(name, title, PARAMETERS + (f"\n{knobs}" if knobs else ""), SETUP, steps)
+             for name, (title, knobs, steps) in NOTEBOOKS.items()}
+    name, title, parameters, setup, steps = PAPER_TABLES
+    books[name] = notebook(name, title, parameters, setup, steps, {"tclib": {"scope": "project"}})
+    for name, book in books.items():
+        (out / f"{name}.ipynb").write_text(json.dumps(book, indent=1) + "\n")
 
 
 if __name__ == "__main__":
