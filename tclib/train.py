@@ -143,6 +143,35 @@ class RankSlices:
             yield batch[rank * size:(rank + 1) * size]
 
 
+def optimizer_and_schedule(groups: list[dict], config: TrainConfig, total_steps: int
+                           ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW over the parameter groups and the warm-up + cosine schedule over `total_steps`."""
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, total_steps, config.warmup_proportion))
+    return optimizer, scheduler
+
+
+def training_step(model: nn.Module, batch: dict, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+                  scheduler: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig, device: torch.device
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
+    """One optimizer step on `batch` (a collated batch, moved to `device` here): its micro-batches
+    under autocast (bf16) with their losses' backward, gradient clipping, the AdamW and schedule
+    steps. Returns the batch's mean loss (detached) and the last micro-batch's loss parts."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = 0.0
+    for chunk in micro_batches(batch, config.accumulation):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            part, parts = loss_fn(model, to_device(chunk, device))
+        (part / config.accumulation).backward()
+        loss += part.detach() / config.accumulation
+    if config.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return loss, parts
+
+
 def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConfig, out_dir: str | Path,
           desc: str = "train") -> nn.Module:
     """Train `model` on `dataset`; checkpoints in `out_dir`; returns the trained model (on its device).
@@ -172,9 +201,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
         if is_main():
             save_checkpoint(model.state_dict(), final)
         return model
-    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total_steps, config.warmup_proportion))
+    optimizer, scheduler = optimizer_and_schedule(groups, config, total_steps)
 
     start_epoch, state = 0, {}
     if last.is_file():
@@ -197,17 +224,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
                        disable=not is_main())
         running = 0.0
         for step, batch in enumerate(bar, 1):
-            optimizer.zero_grad(set_to_none=True)
-            loss = 0.0
-            for chunk in micro_batches(batch, config.accumulation):
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-                    part, parts = loss_fn(trained, to_device(chunk, device))
-                (part / config.accumulation).backward()
-                loss += part.detach() / config.accumulation
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
+            loss, parts = training_step(trained, batch, loss_fn, optimizer, scheduler, config, device)
             running += loss.item()
             bar.set_postfix(loss=f"{running / step:.4f}", **{k: f"{v:.3f}" for k, v in parts.items()})
         epoch_loss = running / max(1, len(loader))  # this process's share of the batch
