@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $(STAMP)
 
-# Opens the executed notebooks of `make reproduce` in JupyterLab in headless Chromium: fails on an
+# Opens the executed notebooks of `make reproduce` (and of `make tables`, when run) in JupyterLab in headless Chromium: fails on an
 # error output or a figure cell without an image, then re-runs each (Run All) and fails on an error
 # or a file changed outside results/demo/scratch/; screenshots go to results/demo/screenshots/.
 # Installs Debian's chromium and chromium-driver (apt-get, as root or through sudo) and selenium.
@@ -33,7 +33,7 @@ browser-check: $(STAMP)
 	command -v chromium > /dev/null && command -v chromedriver > /dev/null || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 	$(BIN)/python -m pip install --quiet -e ".[browser]"
-	$(BIN)/python tools/browser_check.py results/$(basename $(notdir $(PARAMS)))
+	$(BIN)/python tools/browser_check.py results/$(basename $(notdir $(PARAMS))) $(wildcard results/tables)
 
 # Regenerate notebooks/*.ipynb after changing the params schema (tclib/params.py).
 notebooks: $(STAMP)

@@ -102,15 +102,15 @@ PAPER_TABLES_NOTEBOOK = "07_paper_tables.ipynb"
 
 def tables(notebooks_dir: Path = DEFAULT_NOTEBOOKS, out_dir: str = "results/tables") -> Path:
     """Run 07_paper_tables over every experiment: results/tables/tables.md, comparison.csv and the
-    executed notebook; returns the folder."""
+    executed notebook (in notebooks/, as an experiment's); returns the folder."""
     notebook = Path(resolve_path(str(notebooks_dir))) / PAPER_TABLES_NOTEBOOK
     if not notebook.is_file():
         raise TclibError(f"notebook not found: {notebook}")
     out = Path(resolve_path(out_dir))
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
     with run_log(out / "logs", "tables") as console:
         log.info("running %s", notebook.name)
-        _execute(notebook, out / notebook.name, {"out": relative_to_root(out)},
+        _execute(notebook, out / "notebooks" / notebook.name, {"out": relative_to_root(out)},
                  {BATCH_ENV: "1", ROOT_ENV: str(project_root())}, console)
     return out
 
@@ -241,7 +241,7 @@ def _run_reproduce(args: argparse.Namespace) -> int:
 
 def _run_tables(args: argparse.Namespace) -> int:
     out = tables(args.notebooks)
-    print(f"tables in {out}/ (tables.md, comparison.csv, {PAPER_TABLES_NOTEBOOK})")
+    print(f"tables in {out}/ (tables.md, comparison.csv, notebooks/{PAPER_TABLES_NOTEBOOK})")
     return 0
 
 

@@ -37,6 +37,7 @@ PUBLISHED_COLUMNS = ("model", "dataset", "backbone", "direction", "dsl", *METRIC
 DATASETS = {"msrvtt-9k": "MSR-VTT 1k-A (trained on 9k)", "msrvtt-7k": "MSR-VTT 1k-A (trained on 7k)",
             "msvd": "MSVD", "didemo": "DiDeMo", "activitynet": "ActivityNet Captions", "vatex": "VATEX"}
 DIRECTIONS = {"t2v": "text-to-video", "v2t": "video-to-text"}
+BACKBONES = ["ViT-B/32", "ViT-B/16"]  # the paper's main backbone first
 # Our run or teacher name -> the model's name in paper_numbers.csv, in the order of the paper's tables.
 PAPER_MODELS = {"clip4clip-meanP": "CLIP4Clip-meanP", "clip4clip-seqTransf": "CLIP4Clip-seqTransf",
                 **{name: label for name, label in TEACHER_NAMES.items()}, "teachclip": "TeachCLIP"}
@@ -200,7 +201,8 @@ def comparison(experiments: list[Experiment], published: pd.DataFrame) -> pd.Dat
 
 
 def _paper_order(column: pd.Series) -> pd.Series:
-    orders = {"dataset": list(DATASETS), "model": list(PAPER_MODELS.values()), "direction": list(DIRECTIONS)}
+    orders = {"dataset": list(DATASETS), "backbone": BACKBONES, "model": list(PAPER_MODELS.values()),
+              "direction": list(DIRECTIONS)}
     order = orders.get(column.name)
     if order is None:
         return column
@@ -218,7 +220,8 @@ def cell(ours: float, std: float, seeds: float, published: float, status: str) -
 
 def paper_table(compared: pd.DataFrame, dataset: str, backbone: str, direction: str, dsl: str = "no"
                 ) -> pd.DataFrame:
-    """One of the paper's tables: a row per model, a cell per metric "ours / published (difference)"."""
+    """One of the paper's tables: a row per model, a cell per metric "ours / published (difference)",
+    and the source of the published numbers (its `table` column after a comma)."""
     part = compared[(compared.dataset == dataset) & (compared.backbone == backbone)
                     & (compared.direction == direction) & (compared.dsl == dsl)]
     rows = []
@@ -260,6 +263,13 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def with_footnotes(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The table with its source column as [1], [2], ... and the sources as lines under it."""
+    sources = list(dict.fromkeys(s for s in table.source if s != "not published"))
+    table = table.assign(source=[f"[{sources.index(s) + 1}]" if s in sources else s for s in table.source])
+    return table, "\n".join(f"[{i}] {s}  " for i, s in enumerate(sources, 1))
+
+
 def write_tables(experiments: list[Experiment], published: pd.DataFrame, out_dir: str | Path) -> Path:
     """comparison.csv (every cell, long form) and tables.md (the paper's tables, then the other runs,
     then the demo's) in `out_dir`; returns the path of tables.md."""
@@ -270,11 +280,13 @@ def write_tables(experiments: list[Experiment], published: pd.DataFrame, out_dir
     parts = ["# Reproduced against published\n\nEach cell: ours (mean ± std over seeds) / published "
              f"(ours - published). `{NOT_RUN}`: no finished evaluation of that experiment; `{NOT_FOUND}`: "
              "the number was not found in the source (see results/paper_numbers.csv)."]
-    groups = compared[["dataset", "backbone", "direction", "dsl"]].drop_duplicates().itertuples(index=False)
-    for dataset, backbone, direction, dsl in groups:
+    groups = compared[["dataset", "backbone", "dsl", "direction"]].drop_duplicates()
+    groups = groups.sort_values(["dataset", "backbone", "dsl", "direction"], key=_paper_order)
+    for dataset, backbone, dsl, direction in groups.itertuples(index=False):
         label = " with dual-softmax inference (DSL)" if dsl == "yes" else ""
+        table, notes = with_footnotes(paper_table(compared, dataset, backbone, direction, dsl))
         parts.append(f"## {DATASETS.get(dataset, dataset)}, {backbone}, {DIRECTIONS[direction]}{label}\n\n"
-                     + markdown(paper_table(compared, dataset, backbone, direction, dsl)))
+                     + markdown(table) + "\n\n" + notes)
     parts.append("## Other runs of real data sets (no published counterpart)\n\n"
                  + markdown(other_runs_table(experiments, synthetic=False)))
     parts.append("## Demo: synthetic data (not comparable with any published number)\n\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tclib.cli import experiment_notebooks
 from tclib.notebook import KNOBS
 from tclib.params import Params
 
@@ -16,9 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_six_notebooks_in_pipeline_order():
+def test_six_experiment_notebooks_in_pipeline_order_then_the_paper_tables():
     assert [p.stem for p in NOTEBOOKS] == ["01_data_prep", "02_teacher_scoring", "03_train_student", "04_evaluate",
-                                          "05_attention_plots", "06_explore"]
+                                          "05_attention_plots", "06_explore", "07_paper_tables"]
+    assert [p.name for p in experiment_notebooks(ROOT / "notebooks")] == [p.name for p in NOTEBOOKS[:6]]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -27,11 +29,14 @@ def test_notebook_parameters_cell_is_short_and_no_outputs_are_committed(path):
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, "exactly one papermill parameters cell"
     names = re.findall(r"^(\w+) = ", "".join(tagged[0]["source"]), flags=re.M)
+    assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code"), "commit notebooks without outputs"
+    if path.stem == "07_paper_tables":  # every experiment: folders, not one params file
+        assert names == ["params_dir", "results_dir", "published", "out"], "regenerate with `make notebooks`"
+        return
     assert names[:3] == ["params", "seeds", "device"] and len(names) <= 8, "regenerate with `make notebooks`"
     # a knob that is a params key overrides it (tclib.notebook.KNOBS); any other name must not be one,
     # or notebook_params would take it for a key papermill injected
     assert not set(names[3:]) & (set(Params.field_names()) - set(KNOBS))
-    assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code"), "commit notebooks without outputs"
 
 
 def _name(requirement: str) -> str:

@@ -98,11 +98,11 @@ def test_tables_put_the_demo_apart_and_every_published_row_beside_not_run(demo_r
     before = Path.cwd()
     os.chdir(project / "notebooks")  # from any folder: paths resolve against the project root
     try:
-        out = tables(Path("../notebooks"))
+        out = tables(Path("notebooks"))  # relative to the project root, not to the working folder
     finally:
         os.chdir(before)
     assert out == project / "results" / "tables"
-    executed = json.loads((out / "07_paper_tables.ipynb").read_text())
+    executed = json.loads((out / "notebooks" / "07_paper_tables.ipynb").read_text())
     outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert outputs and not [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"]
     text = (out / "tables.md").read_text()
@@ -161,7 +161,7 @@ def test_decoding_on_the_fly_gives_the_cached_frames(demo_run):
 def test_a_jpeg_frame_cache_is_built_beside_the_raw_one_and_reads_the_same_videos(demo_run):
     _, params = demo_run
     raw_data = pipeline.prepare_data(params)
-    jpeg = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "frame_cache_format": "jpeg"})
+    jpeg = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "frame_cache_format": "jpeg", "exp": "small-jpeg"})
     jpeg_data = pipeline.prepare_data(jpeg)
     assert jpeg_data.cache.cache_dir != raw_data.cache.cache_dir and raw_data.cache.complete  # both kept
     assert jpeg_data.cache.params["storage"] == "jpeg" and jpeg_data.cache.params["jpeg_quality"] == 90

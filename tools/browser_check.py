@@ -1,8 +1,8 @@
 """Open the executed notebooks of an experiment in JupyterLab, in headless Chromium, and check them.
 
-    python tools/browser_check.py [results/demo]      (`make browser-check` installs what it needs)
+    python tools/browser_check.py [results/demo] [results/tables]   (`make browser-check` installs what it needs)
 
-For each results/<exp>/notebooks/*.ipynb: opens it in JupyterLab, fails on an error output or a
+For each results/<exp>/notebooks/*.ipynb (results/tables/notebooks/: the paper's tables of `make tables`): opens it in JupyterLab, fails on an error output or a
 stderr box, and on a cell tagged "figure" that shows no image; saves a screenshot of the whole
 notebook to results/<exp>/screenshots/<notebook>.png. Then runs each notebook again live (Run All in
 JupyterLab: every stage is found done), types a query of its own into the explorer (06), and saves
@@ -132,7 +132,7 @@ return last.getBoundingClientRect().bottom - scroller.getBoundingClientRect().to
 def open_notebook(browser, port: int, relative: str, n_cells: int) -> list[dict]:
     browser.set_window_size(WIDTH, 1200)
     browser.get(f"http://127.0.0.1:{port}/lab/tree/{relative}?reset")
-    cells = wait_for(browser, lambda b: (c := b.execute_script(CELLS_JS)) and len(c) == n_cells and c,
+    wait_for(browser, lambda b: (c := b.execute_script(CELLS_JS)) and len(c) == n_cells and c,
                      120, f"{relative} to show its {n_cells} cells")
     time.sleep(2)  # let images decode and widgets render
     return browser.execute_script(CELLS_JS)
@@ -276,16 +276,20 @@ def click_menu(browser, menu: str, item: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("exp_dir", nargs="?", default="results/demo", help="results/<exp> of a finished reproduce")
+    parser.add_argument("exp_dirs", nargs="*", default=["results/demo"],
+                        help="results/<exp> of a finished reproduce, results/tables of `make tables`")
     parser.add_argument("--no-live", action="store_true", help="skip the live Run All of each notebook")
     args = parser.parse_args(argv)
-    exp_dir = (ROOT / args.exp_dir).resolve()
-    notebooks = sorted((exp_dir / "notebooks").glob("*.ipynb"))
-    if not notebooks:
-        print(f"no executed notebooks in {exp_dir / 'notebooks'}: run `make reproduce` first", file=sys.stderr)
-        return 2
-    screenshots = exp_dir / "screenshots"
-    screenshots.mkdir(exist_ok=True)
+    notebooks: list[Path] = []
+    for exp in args.exp_dirs:
+        exp_dir = (ROOT / exp).resolve()
+        found = sorted((exp_dir / "notebooks").glob("*.ipynb"))
+        if not found:
+            print(f"no executed notebooks in {exp_dir / 'notebooks'}: run `make reproduce` (or `make tables`) first",
+                  file=sys.stderr)
+            return 2
+        (exp_dir / "screenshots").mkdir(exist_ok=True)
+        notebooks += found
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tclib-browser-") as tmp:
         work = Path(tmp)
@@ -295,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
             server = start_jupyterlab(work, port, work / "jupyterlab.log")
             browser = start_browser(work / "profile")
             for notebook in notebooks:
-                problems += check_notebook(browser, port, notebook, screenshots)
+                problems += check_notebook(browser, port, notebook, notebook.parent.parent / "screenshots")
             if not args.no_live:
                 for notebook in notebooks:
-                    problems += run_all_live(browser, port, notebook, screenshots)
+                    problems += run_all_live(browser, port, notebook, notebook.parent.parent / "screenshots")
         except CheckFailed as error:
             problems.append(str(error))
         finally:
@@ -307,13 +311,15 @@ def main(argv: list[str] | None = None) -> int:
             if server is not None:
                 server.terminate()
                 server.wait(timeout=30)
+            log_copy = notebooks[0].parent.parent / "screenshots" / "jupyterlab.log"
             if problems and (work / "jupyterlab.log").is_file():
-                shutil.copy(work / "jupyterlab.log", screenshots / "jupyterlab.log")
-                problems.append(f"JupyterLab's log: {(screenshots / 'jupyterlab.log').relative_to(ROOT)}")
+                shutil.copy(work / "jupyterlab.log", log_copy)
+                problems.append(f"JupyterLab's log: {log_copy.relative_to(ROOT)}")
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
+    folders = sorted({str((n.parent.parent / "screenshots").relative_to(ROOT)) for n in notebooks})
     print(f"browser check: {len(notebooks)} notebooks, {len(problems)} problems; screenshots in "
-          f"{screenshots.relative_to(ROOT)}/")
+          f"{', '.join(f + '/' for f in folders)}")
     return 1 if problems else 0
 
 
