@@ -5,7 +5,7 @@ Inputs:
 * ``results/paper_numbers.csv``: the published numbers, one row per model, data set, backbone,
   direction and inference (``dsl``: yes/no), with R1, R5, R10, MdR, MnR, SumR, and where each row
   was read (``source``, ``table``). An empty cell is a number that was not found in that source; it
-  is never filled in by guess.
+  is never filled in by guess. An empty SumR is the sum of R1, R5 and R10 when all three are there.
 * every experiment: the params files in ``params/`` and, for each, ``results/<exp>/metrics.csv``
   and ``results/<exp>/params.yaml`` as ``tclib reproduce`` (or notebook 04 run by it) leaves them.
   An experiment with a params file and no metrics shows as "not run".
@@ -103,10 +103,14 @@ def read_published(path: str | Path) -> pd.DataFrame:
         for metric in METRICS:
             if row[metric].strip() and not _is_number(row[metric]):
                 problems.append(f"{where}: {metric} {row[metric]!r} is not a number")
+    keys = ["model", "dataset", "backbone", "direction", "dsl"]
+    for i in table.index[table.duplicated(keys, keep="first")]:
+        problems.append(f"{path}, line {i + 2}: a second row for {', '.join(table.loc[i, keys])}")
     if problems:
         raise DataError("\n".join(problems))
     for metric in METRICS:
         table[metric] = pd.to_numeric(table[metric].str.strip().replace("", math.nan))
+    table["SumR"] = table.SumR.fillna(table.R1 + table.R5 + table.R10)  # NaN unless all three are given
     return table
 
 
@@ -279,7 +283,8 @@ def write_tables(experiments: list[Experiment], published: pd.DataFrame, out_dir
     write_text(out_dir / "comparison.csv", compared.to_csv(index=False))
     parts = ["# Reproduced against published\n\nEach cell: ours (mean ± std over seeds) / published "
              f"(ours - published). `{NOT_RUN}`: no finished evaluation of that experiment; `{NOT_FOUND}`: "
-             "the number was not found in the source (see results/paper_numbers.csv)."]
+             "the number was not found in the source (see results/paper_numbers.csv). A published SumR is the "
+             "sum of the published R@1, R@5 and R@10 where the source gives no SumR of its own."]
     groups = compared[["dataset", "backbone", "dsl", "direction"]].drop_duplicates()
     groups = groups.sort_values(["dataset", "backbone", "dsl", "direction"], key=_paper_order)
     for dataset, backbone, dsl, direction in groups.itertuples(index=False):

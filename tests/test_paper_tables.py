@@ -123,12 +123,14 @@ def test_bad_published_numbers_name_the_file_and_line(tmp_path):
         "TeachCLIP,msrvtt-9k,ViT-B/32,t2v,no,46.8,74.3,82.6,2.0,,,TeachCLIP paper,Table 1,",
         "TeachCLIP,msrvtt-9k,ViT-B/32,text,no,about 47,,,,,,TeachCLIP paper,Table 1,",
         "TeachCLIP,msvd,ViT-B/32,t2v,maybe,47.4,,,,,,,Table 2,",
+        "TeachCLIP,msrvtt-9k,ViT-B/32,t2v,no,46.0,,,,,,another source,Table 9,",
     ])
     with pytest.raises(DataError) as err:
         read_published(bad)
     lines = str(err.value).splitlines()
     assert lines == [f"{bad}, line 3: direction 'text' is not t2v or v2t", f"{bad}, line 3: R1 'about 47' is not a number",
-                     f"{bad}, line 4: dsl 'maybe' is not yes or no", f"{bad}, line 4: no source"]
+                     f"{bad}, line 4: dsl 'maybe' is not yes or no", f"{bad}, line 4: no source",
+                     f"{bad}, line 5: a second row for TeachCLIP, msrvtt-9k, ViT-B/32, t2v, no"]
     (tmp_path / "short.csv").write_text("model,dataset\nTeachCLIP,msvd\n")
     with pytest.raises(DataError, match="short.csv: missing column"):
         read_published(tmp_path / "short.csv")
@@ -140,3 +142,7 @@ def test_the_kit_s_published_numbers_read_and_name_their_sources():
     teachclip = table[(table.model == "TeachCLIP") & (table.dataset == "msrvtt-9k") & (table.backbone == "ViT-B/32")
                       & (table.direction == "t2v") & (table.dsl == "no")]
     assert teachclip[["R1", "R5", "R10"]].values.tolist() == [[46.8, 74.3, 82.6]]
+    assert teachclip.SumR.item() == pytest.approx(203.7)  # not published: the sum of the three
+    # a row whose numbers were not found says so
+    missing = table[table[["R1", "R5", "R10", "MdR", "MnR"]].isna().all(axis=1)]
+    assert len(missing) and missing.note.str.contains("not found").all()
