@@ -162,8 +162,8 @@ def dual_softmax(sim: ArrayLike, axis: int) -> np.ndarray:
     Each score is weighted by how strongly its item is claimed by this query against every other
     query: for text->video on a (captions x videos) matrix the softmax runs over the captions
     (``axis=0``), for video->text over the videos (``axis=1``). The prior is taken over the whole
-    test set at once, so a query's ranking depends on the other queries: a transductive step that
-    published numbers usually leave out, which is why results with it are always labelled.
+    test set at once, so a query's ranking depends on the other queries; results with it are
+    therefore always labelled, and compared only with published numbers that used it too.
     """
     s = _as_sim(sim).astype(np.float64)
     shifted = s - s.max(axis=axis, keepdims=True)

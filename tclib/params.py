@@ -45,7 +45,7 @@ class Params:
     test_split: str = "test"
     data_options: dict = field(default_factory=dict)  # reader options, e.g. {train_csv: MSRVTT_train.7k.csv}
     frame_cache: bool = True  # decode every video once into results/<exp>/frames; false: decode on the fly
-    frame_cache_format: str = "raw"  # "raw" (uint8 arrays) or "jpeg" (each frame a JPEG: ~6x smaller, lossy)
+    frame_cache_format: str = "raw"  # "raw" (uint8 arrays) or "jpeg" (each frame a JPEG: ~7x smaller, lossy)
     jpeg_quality: int = 90  # JPEG quality of a "jpeg" frame cache
     synthetic: bool = False  # write the synthetic MSR-VTT-layout data set into data_root first
     synthetic_train_videos: int = 240

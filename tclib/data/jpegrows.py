@@ -140,7 +140,9 @@ class JpegRows:
         for f, data in enumerate(value):
             span[f] = (position if data else 0, len(data))
             position += len(data)
-        os.pwrite(self._fd, b"".join(value), end)
+        data, done = memoryview(b"".join(value)), 0
+        while done < len(data):
+            done += os.pwrite(self._fd, data[done:], end + done)
         self.index.write(row, span)
 
     def flush(self) -> None:
