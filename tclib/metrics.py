@@ -165,11 +165,14 @@ def dual_softmax(sim: ArrayLike, axis: int) -> np.ndarray:
     test set at once, so a query's ranking depends on the other queries; results with it are
     therefore always labelled, and compared only with published numbers that used it too.
     """
-    s = _as_sim(sim).astype(np.float64)
-    shifted = s - s.max(axis=axis, keepdims=True)
-    prior = np.exp(shifted)
-    prior /= prior.sum(axis=axis, keepdims=True)
-    return s * prior
+    s = _as_sim(sim)
+    if not np.issubdtype(s.dtype, np.floating):
+        s = s.astype(np.float64)
+    weighted = s - s.max(axis=axis, keepdims=True)  # one array the size of sim, worked in place
+    np.exp(weighted, out=weighted)
+    weighted /= weighted.sum(axis=axis, keepdims=True)
+    weighted *= s
+    return weighted
 
 
 def format_metrics(metrics: Mapping[str, float]) -> str:
