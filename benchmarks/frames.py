@@ -318,6 +318,8 @@ def main() -> None:
                         help="where the videos and the caches go (default: a temporary folder, removed)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     args = parser.parse_args()
+    if args.videos * args.epochs <= args.batch_size:
+        parser.error("the batch passes are timed after their first batch: --videos x --epochs must exceed --batch-size")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="tclib-frames-"))
@@ -336,20 +338,19 @@ def main() -> None:
             data = (f"synthetic, {args.size}x{args.size} px at {args.fps} fps, "
                     f"written in {time.perf_counter() - start:.1f} s")
         params = dict(max_frames=args.max_frames, image_size=args.image_size, framerate=1, slice_framepos=2)
-        for name in ("cache", "jpeg"):
-            if (work / name).exists():
-                shutil.rmtree(work / name)  # the builds are timed from scratch
+        # the builds are timed from scratch, in a folder of this run's own: nothing already in --work-dir is touched
+        caches = Path(tempfile.mkdtemp(dir=work, prefix="caches-"))
 
         start = time.perf_counter()
-        cache = build_frame_cache(videos, work / "cache", workers=args.workers, **params)
+        cache = build_frame_cache(videos, caches / "raw", workers=args.workers, **params)
         build_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        jpeg_cache = build_frame_cache(videos, work / "jpeg", workers=args.workers, storage="jpeg",
+        jpeg_cache = build_frame_cache(videos, caches / "jpeg", workers=args.workers, storage="jpeg",
                                        jpeg_quality=args.jpeg_quality, **params)
         jpeg_build_seconds = time.perf_counter() - start
         if cache.failed:
             log.warning("%d videos failed to decode and are left out (see %s)",
-                        len(cache.failed), work / "cache" / "failures.csv")
+                        len(cache.failed), caches / "raw" / "failures.csv")
         video_ids = [v for v in videos if v not in cache.failed]
         decoded = DecodedFrames(videos, **params)
 
@@ -359,12 +360,13 @@ def main() -> None:
         jpeg = batch_pass(cache_batches(jpeg_cache, video_ids), args.batch_size, args.workers, args.epochs)
         copied = batch_pass(in_memory_batches(cache, video_ids), args.batch_size, args.workers, args.epochs)
         real_frames = int(np.asarray(cache.mask[:]).sum())
-        raw_bytes = folder_bytes(work / "cache", "frames-*.npy")
-        jpeg_bytes = folder_bytes(work / "jpeg", "frames-*.jpeg")
+        raw_bytes = folder_bytes(caches / "raw", "frames-*.npy")
+        jpeg_bytes = folder_bytes(caches / "jpeg", "frames-*.jpeg")
         error = compare_frames(cache, jpeg_cache, video_ids)
+        shutil.rmtree(caches)  # this run's own caches, built above
     finally:
         if args.work_dir is None:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)  # the temporary folder this run made
 
     ratio = cached["frames_per_s"] / fly["frames_per_s"]
     saved = fly["seconds"] - cached["seconds"]
