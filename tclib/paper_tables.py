@@ -29,7 +29,7 @@ import pandas as pd
 from .errors import DataError
 from .files import write_text
 from .params import Params, load_params
-from .pipeline import TEACHER_NAMES, run_spec
+from .pipeline import TEACHER_NAMES, markdown_rows, run_spec
 
 METRICS = ("R1", "R5", "R10", "MdR", "MnR", "SumR")
 METRIC_NAMES = {"R1": "R@1", "R5": "R@5", "R10": "R@10", "MdR": "MdR", "MnR": "MnR", "SumR": "SumR"}
@@ -152,7 +152,7 @@ def experiments_table(experiments: list[Experiment]) -> pd.DataFrame:
 
 def run_model(run: str, P: Params) -> str | None:
     """The published model a run or teacher of `P` is compared with, or None."""
-    if run in TEACHER_NAMES or run in PAPER_MODELS:
+    if run in PAPER_MODELS:  # the CLIP4Clip baselines, the teachers, plain `teachclip`
         return PAPER_MODELS[run]
     spec = run_spec(run)
     if spec["coarse"] and spec["fine"] and spec["teachers"] is not None and list(spec["teachers"]) == list(P.teachers):
@@ -260,11 +260,7 @@ def other_runs_table(experiments: list[Experiment], synthetic: bool) -> pd.DataF
 
 
 def markdown(table: pd.DataFrame) -> str:
-    if table.empty:
-        return "(none)"
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
+    return "(none)" if table.empty else markdown_rows(table)
 
 
 def with_footnotes(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:

@@ -38,9 +38,9 @@ from .models.checkpoint import save_checkpoint
 from .params import Params
 from .plots import Figure, attention_figure
 from .pretrain import pretrain_clip
-from .scoring import (CachedTeacherScores, OnlineTeacherScores, cache_size, file_sha256, read_teacher_features,
+from .scoring import (CachedTeacherScores, OnlineTeacherScores, file_sha256, read_teacher_features,
                       strings_sha256, write_teacher_features)
-from .stages import Stage, file_identity, fingerprint, read_record
+from .stages import Stage, file_identity, fingerprint
 from .teaching import ContrastiveObjective, TeachingObjective
 from .train import TrainConfig, resolve_device, seed_everything, train
 
@@ -512,8 +512,7 @@ def sort_models(table: pd.DataFrame, P: Params) -> pd.DataFrame:
     teachers = [TEACHER_LABELS.get(t, t) for t in P.teachers]
     table = table.copy()
     table["model"] = pd.Categorical(table["model"], baselines + teachers + students, ordered=True)
-    order = ["model", "seed", "inference"] if "inference" in table else ["model", "seed"]
-    return table.sort_values(order).reset_index(drop=True)
+    return table.sort_values(["model", "seed", "inference"]).reset_index(drop=True)
 
 
 def summary_table(metrics: pd.DataFrame, direction: str = "t2v") -> pd.DataFrame:
@@ -536,9 +535,14 @@ def markdown_table(table: pd.DataFrame, P: Params, direction: str = "t2v", infer
            "not comparable with numbers without it" if inference == "dsl" else "")
     header = (f"{DIRECTIONS[direction]} retrieval on {P.exp} ({P.clip_model}){how}, mean ± std over seeds "
               f"{', '.join(map(str, P.seeds))}.\n\n")
+    return header + markdown_rows(table)
+
+
+def markdown_rows(table: pd.DataFrame) -> str:
+    """`table` as a Markdown table: its columns as the header, one line per row."""
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return header + "\n".join(lines)
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------- attention
