@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,36 +10,9 @@ import pytest
 import torch
 
 from tclib import analysis, pipeline
-from tclib.cli import reproduce
 from tclib.params import load_params
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def small_demo() -> dict:
-    """The demo, very small; its paths are relative to the project root."""
-    return dict(exp="small", results_dir="results", data_root="data", synthetic_train_videos=16,
-                synthetic_test_videos=8, decode_workers=1, seeds=[0, 1], pretrain_steps=4, pretrain_batch_size=32,
-                epochs=1, teacher_epochs=1, batch_size=8, plot_videos=2)
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """`tclib reproduce` of the small demo in a project of its own (params/, notebooks/), run from its root."""
-    project = tmp_path_factory.mktemp("project")
-    (project / "params").mkdir()
-    shutil.copytree(ROOT / "notebooks", project / "notebooks")
-    shutil.copy(ROOT / "params" / "demo.yaml", project / "params" / "demo.yaml")
-    (project / "results").mkdir()
-    shutil.copy(ROOT / "results" / "paper_numbers.csv", project / "results" / "paper_numbers.csv")
-    before = Path.cwd()
-    os.chdir(project)
-    try:
-        exp_dir = reproduce("params/demo.yaml", Path("notebooks"), small_demo())
-        params = load_params("params/demo.yaml", small_demo())  # paths absolute: later tests run elsewhere
-    finally:
-        os.chdir(before)
-    return exp_dir, params
+from conftest import ROOT
 
 
 def test_all_notebooks_executed(demo_run):
