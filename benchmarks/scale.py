@@ -28,17 +28,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 STAGES = {
-    "data prep": "pipeline.prepare_data(P)",
-    "teacher scoring": "pipeline.prepare_teachers(P, pipeline.prepare_data(P))",
-    "student training": "pipeline.train_students(P, pipeline.prepare_data(P))",
-    "evaluation": "pipeline.evaluate_all(P, pipeline.prepare_data(P), out)",
-    "attention report": "pipeline.attention_report(P, pipeline.prepare_data(P), out)",
+    "data prep": "prepare_data(P)",
+    "teacher scoring": "prepare_teachers(P, prepare_data(P))",
+    "student training": "train_students(P, prepare_data(P))",
+    "evaluation": "evaluate_all(P, prepare_data(P), out)",
+    "attention report": "attention_report(P, prepare_data(P), out)",
 }
 
 CHILD = """
 import json, resource, sys
 from pathlib import Path
-from tclib import pipeline
+from tclib.experiment.attention import attention_report
+from tclib.experiment.data import prepare_data
+from tclib.experiment.evaluation import evaluate_all
+from tclib.experiment.students import train_students
+from tclib.experiment.teachers import prepare_teachers
 from tclib.params import Params
 P = Params.from_mapping(json.loads(sys.argv[1]))
 out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)

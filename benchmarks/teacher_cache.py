@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from tclib.models import CLIP4Clip, TEACHERS, Tokenizer, build_teacher, load_clip
-from tclib.pipeline import image_size_of
+from tclib.experiment.data import image_size_of
 from tclib.scoring import CachedTeacherScores, OnlineTeacherScores, cache_size, write_teacher_features
 from tclib.teaching import TeachingObjective
 

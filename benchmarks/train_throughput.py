@@ -33,6 +33,7 @@ and ActivityNet use 64 frames, 64 words and batch 64: measure them with --params
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -44,9 +45,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from tclib.experiment.data import image_size_of
+from tclib.experiment.runs import parse_run
+from tclib.experiment.training import training_inputs
 from tclib.models import CLIP4Clip, Tokenizer, build_teacher, load_clip
 from tclib.params import Params, load_params
-from tclib.pipeline import image_size_of, run_spec
 from tclib.project import resolve_path
 from tclib.scoring import CachedTeacherScores, write_teacher_features
 from tclib.teaching import TeachingObjective
@@ -106,8 +109,8 @@ def device_name(device: torch.device) -> str:
 
 def build_student(P: Params, model: str) -> CLIP4Clip:
     """The `teachclip` run's student as the pipeline builds it, on a randomly initialized CLIP."""
-    spec = run_spec(RUN)
-    return CLIP4Clip(load_clip(model, ""), temporal=spec["temporal"], afa=spec["afa"],
+    spec = parse_run(RUN)
+    return CLIP4Clip(load_clip(model, ""), temporal=spec.temporal, afa=spec.afa,
                      temporal_layers=P.temporal_layers, afa_temperature=P.afa_temperature,
                      mask_padding=P.mask_padded_frames)
 
@@ -129,11 +132,10 @@ def synthetic_batch(batch: int, frames: int, words: int, size: int, device: torc
 
 
 def train_config(P: Params, batch: int, precision: str, device: torch.device) -> TrainConfig:
-    """The trainer's settings of a student run of `P` (what tclib.pipeline gives tclib.train)."""
-    return TrainConfig(epochs=P.epochs, batch_size=batch, lr=P.lr, clip_lr_scale=P.clip_lr_scale,
-                       afa_lr_scale=P.afa_lr_scale, weight_decay=P.weight_decay,
-                       warmup_proportion=P.warmup_proportion, grad_clip=P.grad_clip, device=str(device),
-                       precision=precision)
+    """The trainer's settings of a student run of `P` (as the student stage builds them), at this batch
+    size, precision and device."""
+    P = dataclasses.replace(P, batch_size=batch, precision=precision, device=str(device))
+    return training_inputs(P, P.epochs, P.lr, student=True, afa=parse_run(RUN).afa).train_config(0, P)
 
 
 class Step:
@@ -255,7 +257,7 @@ def main() -> None:
                                          batch["frame_mask"].numpy(), np.arange(args.batch), args.batch, device,
                                          {"teacher": t.name}) for t in teachers]
         objective = TeachingObjective(CachedTeacherScores(teachers, caches), P.coarse_method, P.fine_method,
-                                      use_fine=run_spec(RUN)["fine"], weights=P.loss_weights, beta=P.beta)
+                                      use_fine=parse_run(RUN).fine, weights=P.loss_weights, beta=P.beta)
         step = Step(student, objective, train_config(P, args.batch, args.precision, device), args.steps + 1, device)
         flops, teacher_flops = counted_flops(step, batch)  # the warm-up step
         seconds = median_seconds(step, batch, args.steps)

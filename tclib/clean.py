@@ -16,8 +16,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import FrameCache
 from .errors import TclibError
+from .experiment.data import prepared_data
+from .experiment.plan import stage_plan
 from .params import Params, load_params
 
 log = logging.getLogger(__name__)
@@ -39,24 +40,8 @@ class CleanReport:
 
 def referenced(P: Params) -> set[Path] | None:
     """The stage folders the run of `P` reads or writes, or None when its data is not prepared."""
-    from . import pipeline
-
-    train, test = pipeline.read_splits(P)
-    videos = pipeline.video_specs(train, test)
-    frames_fp = pipeline.frames_fingerprint(P, videos)
-    failed: set[str] = set()
-    if P.frame_cache:
-        cache_dir = pipeline.frames_dir(P, frames_fp)
-        if not (cache_dir / "manifest.json").is_file():
-            return None
-        cache = FrameCache(cache_dir)
-        if not cache.complete:
-            return None
-        failed = set(cache.failed)
-    train = train[~train.clip_id.isin(failed)].reset_index(drop=True)
-    data = pipeline.Data(train, test[~test.clip_id.isin(failed)], None, "", frames_fp,
-                         pipeline.train_fingerprint(frames_fp, train), pipeline.backbone_fingerprint(P))
-    return {path.resolve() for path in pipeline.stage_plan(P, data).values()}
+    data = prepared_data(P)
+    return None if data is None else {path.resolve() for path in stage_plan(P, data).values()}
 
 
 def stage_folders(exp_dir: Path) -> list[Path]:

@@ -19,9 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import pipeline
 from .analysis import afa_weights, correct_ranks, ground_truth, read_videos
 from .evaluate import TestSet, video_features
+from .experiment.data import Data, test_set
+from .experiment.runs import parse_run, teacher_label
+from .experiment.students import load_student
+from .experiment.teachers import load_teacher
 from .models import CLIP4Clip, Teacher, Tokenizer
 from .models.teachers import select
 from .params import Params
@@ -32,18 +35,18 @@ from .train import resolve_device
 class Explorer:
     """Every trained model of a params file (students and teachers, one seed) over its test split."""
 
-    def __init__(self, P: Params, data: pipeline.Data, seed: int | None = None, device: str | None = None) -> None:
+    def __init__(self, P: Params, data: Data, seed: int | None = None, device: str | None = None) -> None:
         self.P, self.data = P, data
         self.seed = P.seeds[0] if seed is None else seed
         self.device = resolve_device(device or P.device)
-        self.test: TestSet = pipeline.test_set(P, data)
+        self.test: TestSet = test_set(P, data)
         self.tokenizer = Tokenizer(P.max_words)
         self.models: dict[str, CLIP4Clip | Teacher] = {}
         for run in P.runs:
             seed_of_run = None if run in P.student_checkpoints else self.seed
-            self.models[pipeline.run_spec(run)["label"]] = pipeline.load_student(P, data, run, seed_of_run)
+            self.models[parse_run(run).label] = load_student(P, data, run, seed_of_run)
         for name in P.teachers:
-            self.models[pipeline.TEACHER_LABELS.get(name, name)] = pipeline.load_teacher(P, data, name, self.seed)
+            self.models[teacher_label(name)] = load_teacher(P, data, name, self.seed)
         self._video_features: dict[str, Any] = {}
         self.truth, _ = ground_truth(P)
 

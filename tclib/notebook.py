@@ -29,9 +29,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from . import pipeline
 from .analysis import teacher_batch
 from .data.frames import sampled_frame_seconds
+from .experiment.data import Data, first_caption_per_video, test_set
+from .experiment.plan import stage_plan
+from .experiment.runs import TEACHER_NAMES
+from .experiment.teachers import load_teacher, teacher_features_dir
 from .params import Params, load_params
 from .plots import (Figure, attention_figure, rank_histogram_figure, similarity_figure, training_curves_figure,
                     video_frames_figure)
@@ -67,7 +70,7 @@ def setup_logging(level: int = logging.INFO) -> None:
 # ------------------------------------------------------------------------------------------- 01
 
 
-def data_summary(P: Params, data: pipeline.Data) -> pd.DataFrame:
+def data_summary(P: Params, data: Data) -> pd.DataFrame:
     """Videos and captions per split, and the frames kept per video."""
     rows = []
     for split, table in (("train", data.train), ("test", data.test)):
@@ -80,7 +83,7 @@ def data_summary(P: Params, data: pipeline.Data) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("split")
 
 
-def sample_videos(P: Params, data: pipeline.Data, count: int = 2, split: str = "train") -> Figure:
+def sample_videos(P: Params, data: Data, count: int = 2, split: str = "train") -> Figure:
     """The frames the models see of the first `count` videos of a split, each with the second it was
     taken at, and the video's captions."""
     table = data.train if split == "train" else data.test
@@ -99,12 +102,12 @@ def sample_videos(P: Params, data: pipeline.Data, count: int = 2, split: str = "
 # ------------------------------------------------------------------------------------------- 02
 
 
-def teacher_summary(P: Params, teachers: Mapping[tuple[str, int], Path], data: pipeline.Data) -> pd.DataFrame:
+def teacher_summary(P: Params, teachers: Mapping[tuple[str, int], Path], data: Data) -> pd.DataFrame:
     """One row per teacher and seed: where it came from and, when cached, its feature cache's size."""
     rows = []
     for (name, seed), directory in teachers.items():
         row = {"teacher": name, "seed": seed, "source": read_record(directory).get("info", {}).get("checkpoint", "")}
-        features_dir = pipeline.teacher_features_dir(P, data, name, seed)
+        features_dir = teacher_features_dir(P, data, name, seed)
         if (features_dir / "manifest.json").is_file():
             features = read_teacher_features(features_dir)
             row.update({"captions cached": len(next(iter(features.text.values()))),
@@ -116,16 +119,16 @@ def teacher_summary(P: Params, teachers: Mapping[tuple[str, int], Path], data: p
     return pd.DataFrame(rows).set_index(["teacher", "seed"])
 
 
-def teacher_view(P: Params, data: pipeline.Data, name: str, captions: int = 8, relevance_captions: int = 3
+def teacher_view(P: Params, data: Data, name: str, captions: int = 8, relevance_captions: int = 3
                  ) -> tuple[Figure, Figure]:
     """A teacher (first seed) on the first `captions` test videos as one batch: its similarity matrix
     (what coarse-grained teaching passes on) and, for the first `relevance_captions` of them, its
     frame-text relevance over the caption's own video (what fine-grained teaching passes on)."""
-    test = pipeline.test_set(P, data)
-    chosen = pipeline.first_caption_per_video(data)[:captions]
-    teacher = pipeline.load_teacher(P, data, name, P.seeds[0])
+    test = test_set(P, data)
+    chosen = first_caption_per_video(data)[:captions]
+    teacher = load_teacher(P, data, name, P.seeds[0])
     sim, relevance = teacher_batch(teacher, test, np.array(chosen), resolve_device(P.device))
-    label = pipeline.TEACHER_NAMES.get(name, name)
+    label = TEACHER_NAMES.get(name, name)
     labels = [test.video_ids[test.caption_video[c]] for c in chosen]
     sim_figure = similarity_figure(sim, labels, title=f"{label} (seed {P.seeds[0]}): similarity of one batch")
     panels = []
@@ -140,17 +143,17 @@ def teacher_view(P: Params, data: pipeline.Data, name: str, captions: int = 8, r
 # ---------------------------------------------------------------------------------------- 02, 03
 
 
-def training_histories(P: Params, data: pipeline.Data, kind: str = "students") -> dict[str, list[float]]:
+def training_histories(P: Params, data: Data, kind: str = "students") -> dict[str, list[float]]:
     """Loss per epoch of every run of this params file's `kind` ("students" or "teachers") trained here."""
     histories = {}
-    for key, directory in pipeline.stage_plan(P, data).items():
+    for key, directory in stage_plan(P, data).items():
         history = directory / "run" / "history.json"
         if key.startswith(f"{kind}/") and history.is_file():
             histories[key.removeprefix(f"{kind}/")] = json.loads(history.read_text())["epoch_loss"]
     return histories
 
 
-def training_curves(P: Params, data: pipeline.Data, kind: str = "students") -> Figure:
+def training_curves(P: Params, data: Data, kind: str = "students") -> Figure:
     histories = training_histories(P, data, kind)
     return training_curves_figure(histories, title=f"{kind} of {P.exp}: training loss per epoch")
 
@@ -159,6 +162,6 @@ def training_curves(P: Params, data: pipeline.Data, kind: str = "students") -> F
 
 
 def rank_histograms(P: Params, out: Path) -> Figure:
-    """Histograms of ranks.csv (written by pipeline.evaluate_all into `out`)."""
+    """Histograms of ranks.csv (written by tclib.experiment.evaluation.evaluate_all into `out`)."""
     ranks = pd.read_csv(Path(out) / "ranks.csv")
     return rank_histogram_figure(ranks, n_videos=int(ranks.groupby(["model", "seed"])["video_id"].nunique().max()))

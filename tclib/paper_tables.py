@@ -29,7 +29,8 @@ import pandas as pd
 from .errors import DataError
 from .files import write_text
 from .params import Params, load_params
-from .pipeline import TEACHER_NAMES, markdown_rows, run_spec
+from .experiment.report import markdown_rows
+from .experiment.runs import TEACHER_NAMES, parse_run
 
 METRICS = ("R1", "R5", "R10", "MdR", "MnR", "SumR")
 METRIC_NAMES = {"R1": "R@1", "R5": "R@5", "R10": "R@10", "MdR": "MdR", "MnR": "MnR", "SumR": "SumR"}
@@ -154,8 +155,8 @@ def run_model(run: str, P: Params) -> str | None:
     """The published model a run or teacher of `P` is compared with, or None."""
     if run in PAPER_MODELS:  # the CLIP4Clip baselines, the teachers, plain `teachclip`
         return PAPER_MODELS[run]
-    spec = run_spec(run)
-    if spec["coarse"] and spec["fine"] and spec["teachers"] is not None and list(spec["teachers"]) == list(P.teachers):
+    spec = parse_run(run)
+    if spec.coarse and spec.fine and spec.teachers is not None and list(spec.teachers) == list(P.teachers):
         return "TeachCLIP"
     return None
 

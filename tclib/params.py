@@ -20,9 +20,9 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ParamsError
+from .experiment.runs import BASES, run_problems
 from .project import project_root, resolve_path
 
-TEACHCLIP_RUNS = ("clip4clip-meanP", "clip4clip-seqTransf", "teachclip-coarse", "teachclip")
 TEACHER_MODES = ("cached", "online")
 FRAME_CACHE_FORMATS = ("raw", "jpeg")
 
@@ -69,7 +69,7 @@ class Params:
     temporal_layers: int = 4  # seqTransf depth (reference cross_num_hidden_layers)
     afa_temperature: float = 0.1
     mask_padded_frames: bool = False  # false: padded frame slots share the softmaxes as in the reference
-    runs: list = field(default_factory=lambda: list(TEACHCLIP_RUNS))  # student variants; "teachclip:xclip+ts2net"
+    runs: list = field(default_factory=lambda: list(BASES))  # student variants; "teachclip:xclip+ts2net"
     student_checkpoints: dict = field(default_factory=dict)  # run -> file: evaluate that student, don't train it
 
     # --- teachers ------------------------------------------------------------------------------
@@ -340,28 +340,9 @@ def value_problems(params: Params, source: str) -> list[str]:
 
 
 def _run_problems(params: Params, source: str, teachers_typed: bool) -> list[str]:
-    """Problems of `runs`: known bases, teachers after ':' only for TeachCLIP runs and only from
-    `teachers`, a teacher for every TeachCLIP run, no run twice."""
-    def line(why: str) -> str:
-        return f"{source}: params key 'runs' {why}, got {params.runs!r}"
-
-    if not all(isinstance(run, str) for run in params.runs):
-        return [line("must be a list of run names")]
-    problems = []
-    for run in params.runs:
-        base, _, taught_by = run.partition(":")
-        if base not in TEACHCLIP_RUNS:
-            problems.append(line(f"may only name {TEACHCLIP_RUNS}, a TeachCLIP run optionally followed by "
-                                 f"':teacher+teacher' (e.g. teachclip:xclip+ts2net)"))
-        elif taught_by and not base.startswith("teachclip"):
-            problems.append(line(f"{run!r}: only teachclip runs take ':teacher+teacher'"))
-        elif teachers_typed and taught_by and any(t not in params.teachers for t in taught_by.split("+")):
-            problems.append(line(f"{run!r}: the teachers after ':' must each be one of teachers {params.teachers}"))
-        elif teachers_typed and base.startswith("teachclip") and not taught_by and not params.teachers:
-            problems.append(line(f"{run!r}: is taught by every teacher of teachers, and teachers is empty"))
-    if len(set(params.runs)) != len(params.runs):
-        problems.append(line("must not name a run twice"))
-    return problems
+    """Problems of `runs` (tclib.experiment.runs.run_problems), each naming `source` and the key."""
+    found = run_problems(params.runs, params.teachers if teachers_typed else None)
+    return [f"{source}: params key 'runs' {why}, got {params.runs!r}" for why in found]
 
 
 def _check_files(params: Params, key: str, names_key: str, bad) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .errors import PreflightError, TclibError
+from .experiment.runs import parse_run
 from .params import Params
 
 
@@ -50,7 +51,6 @@ def clip_problems(params: Params) -> tuple[list[str], bool, bool]:
     itself is fine, so that a model of it can be built to load checkpoints into; and whether
     clip_pretrained is a local file that passed these checks (its contents are not read here)."""
     from .models.backbone import check_clip_choice, text_context_length
-    from .pipeline import run_spec
 
     try:
         check_clip_choice(params.clip_model, "")
@@ -65,7 +65,7 @@ def clip_problems(params: Params) -> tuple[list[str], bool, bool]:
     if params.max_words > context:
         lines.append(f"params key 'max_words' must be ≤ {context}, the text context length of clip_model "
                      f"{params.clip_model}, got {params.max_words}")
-    seq_transf = any(run_spec(run)["temporal"] == "seqTransf" for run in params.runs) or "xclip" in params.teachers
+    seq_transf = any(parse_run(run).temporal == "seqTransf" for run in params.runs) or "xclip" in params.teachers
     if params.max_frames > context and seq_transf:  # X-CLIP's video vector comes from a seqTransf head too
         lines.append(f"params key 'max_frames' must be ≤ {context}, the frame positions of the seqTransf head "
                      f"(the text context length of clip_model {params.clip_model}), got {params.max_frames}")
@@ -114,7 +114,6 @@ def checkpoint_problems(params: Params, clip_file: bool = False) -> list[str]:
     from random weights; the global random state is left as it was."""
     from .models import CLIP4Clip, build_teacher, load_checkpoint, load_clip
     from .models.backbone import load_clip_state, read_clip_state
-    from .pipeline import run_spec
 
     P = params
     lines = []
@@ -136,9 +135,9 @@ def checkpoint_problems(params: Params, clip_file: bool = False) -> list[str]:
                     lines.append(f"params key 'teacher_checkpoints': {name}: {err}")
         for run, path in P.student_checkpoints.items():
             if Path(path).is_file():
-                spec = run_spec(run)
+                spec = parse_run(run)
                 try:
-                    student = CLIP4Clip(load_clip(P.clip_model, ""), temporal=spec["temporal"], afa=spec["afa"],
+                    student = CLIP4Clip(load_clip(P.clip_model, ""), temporal=spec.temporal, afa=spec.afa,
                                         temporal_layers=P.temporal_layers, afa_temperature=P.afa_temperature,
                                         mask_padding=P.mask_padded_frames)
                     load_checkpoint(student, path)

@@ -1,9 +1,9 @@
 """Stage records: each stage's outputs live in a folder named by the fingerprint of what it reads.
 
-A stage is described by its inputs: a flat mapping of exactly what it reads (its own parameters,
-resolved paths or file identities, the identity of the data it consumed, the fingerprints of the
-stages it consumes). Its outputs go to `<base>/<fingerprint>/`, and `stage.json` there records the
-fingerprint and the inputs once the stage has finished. So:
+A stage is described by its inputs: a frozen dataclass of exactly what it reads (its own parameters,
+file identities, the identity of the data it consumed, the fingerprints of the stages it consumes),
+written as `StageInputs.record()`. Its outputs go to `<base>/<fingerprint>/`, and `stage.json` there
+records the fingerprint and the inputs once the stage has finished. So:
 
 - a stage whose folder has a record is done, and is skipped;
 - a stage whose inputs changed gets a new folder: the outputs of the earlier inputs are kept beside
@@ -15,6 +15,7 @@ fingerprint and the inputs once the stage has finished. So:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,6 +35,36 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class StageInputs:
+    """Base of the frozen dataclasses that hold a stage's inputs (nanoGPT's GPTConfig is the model).
+
+    The record, and so the fingerprint, is made of the fields by one rule: a field equal to its
+    default is left out. A field without a default is always recorded; `X | None = None` is a
+    field that only some variants of a stage read (None: not read); and a field added after stage
+    folders existed takes as its default the value those folders were made with, so that they keep
+    their fingerprint. A default is therefore never changed: a new behaviour is a new value. Nested
+    StageInputs are recorded as their own records.
+    """
+
+    def record(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING and value == f.default:
+                continue
+            out[f.name] = value.record() if isinstance(value, StageInputs) else value
+        return out
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(_as_json(self.record()))
+
+
+def _as_json(value: Any) -> Any:
+    """`value` as its JSON text reads back (tuples as lists, keys as strings): what a record holds."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
 def file_identity(path: str | os.PathLike) -> dict[str, Any]:
     """What identifies a file's content cheaply: its resolved path, size and modification time (a
     path spelled another way gives the same identity; a file replaced in place gives another)."""
@@ -47,9 +78,9 @@ def file_identity(path: str | os.PathLike) -> dict[str, Any]:
 class Stage:
     """One stage's folder, `<base>/<fingerprint of inputs>/`."""
 
-    def __init__(self, base: str | Path, inputs: Mapping[str, Any]) -> None:
+    def __init__(self, base: str | Path, inputs: StageInputs | Mapping[str, Any]) -> None:
         self.base = Path(base)
-        self.inputs = json.loads(json.dumps(dict(inputs), sort_keys=True, default=str))
+        self.inputs = _as_json(inputs.record() if isinstance(inputs, StageInputs) else dict(inputs))
         self.fingerprint = fingerprint(self.inputs)
         self.directory = self.base / self.fingerprint
         self.record = self.directory / RECORD

@@ -47,7 +47,7 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     precision: str = "fp32"  # "bf16": forward and losses under bfloat16 autocast (weights and optimizer in fp32)
-    accumulation: int = 1  # each batch in this many micro-batches (their own in-batch negatives), one step
+    grad_accumulation: int = 1  # each batch in this many micro-batches (their own in-batch negatives), one step
 
 
 def micro_batches(batch: dict, count: int) -> list[dict]:
@@ -160,11 +160,11 @@ def training_step(model: nn.Module, batch: dict, loss_fn: LossFn, optimizer: tor
     steps. Returns the batch's mean loss (detached) and the last micro-batch's loss parts."""
     optimizer.zero_grad(set_to_none=True)
     loss = 0.0
-    for chunk in micro_batches(batch, config.accumulation):
+    for chunk in micro_batches(batch, config.grad_accumulation):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
             part, parts = loss_fn(model, to_device(chunk, device))
-        (part / config.accumulation).backward()
-        loss += part.detach() / config.accumulation
+        (part / config.grad_accumulation).backward()
+        loss += part.detach() / config.grad_accumulation
     if config.grad_clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()

@@ -2,7 +2,7 @@
 
     python -m torch.distributed.run --standalone --nproc_per_node=<gpus> -m tclib.train_worker launch.json
 
-`launch.json` (written by pipeline.launch_student_training) holds the params, the run, the seed and
+`launch.json` (written by tclib.experiment.students.launch_student_training) holds the params, the run, the seed and
 the stage folder. Every process finds the data prepared and the teachers' feature caches built (the
 stages before training run in the notebook first); rank 0 writes the checkpoints.
 """
@@ -14,8 +14,9 @@ import logging
 import sys
 from pathlib import Path
 
-from . import pipeline
 from .distributed import init_from_environment, is_main
+from .experiment.data import prepare_data
+from .experiment.students import train_student
 from .params import Params
 from .runlog import LOG_FORMAT
 
@@ -25,8 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     init_from_environment()
     logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format=LOG_FORMAT, stream=sys.stdout)
     P = Params.from_mapping(job["params"], source=str((argv or sys.argv[1:])[0]))
-    data = pipeline.prepare_data(P)
-    pipeline.train_student(P, data, job["run"], int(job["seed"]), Path(job["directory"]))
+    train_student(P, prepare_data(P), job["run"], int(job["seed"]), Path(job["directory"]))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,16 @@ import pandas as pd
 import pytest
 import torch
 
-from tclib import analysis, pipeline
+from tclib import analysis
+from tclib.experiment import students, teachers
+from tclib.experiment.attention import attention_report
+from tclib.experiment import data as experiment_data
+from tclib.experiment.data import prepare_data
+from tclib.experiment.evaluation import evaluate_all
+from tclib.experiment.plan import stage_plan
+from tclib.experiment.students import (launch_student_training, load_student, new_student, student_seeds,
+                                       student_stage, train_student, train_students)
+from tclib.experiment.teachers import prepare_teachers
 from tclib.params import load_params
 
 from conftest import ROOT
@@ -50,7 +59,7 @@ def test_metrics_and_table(demo_run):
 def test_dual_softmax_rows_are_labelled_and_leave_the_default_numbers_alone(demo_run, tmp_path):
     exp_dir, params = demo_run
     with_dsl = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "dsl": True})
-    metrics = pipeline.evaluate_all(with_dsl, pipeline.prepare_data(with_dsl), tmp_path)
+    metrics = evaluate_all(with_dsl, prepare_data(with_dsl), tmp_path)
     plain, dsl = metrics[metrics.inference == "plain"], metrics[metrics.inference == "dsl"]
     assert len(plain) == len(dsl) == len(MODELS) * 2
     published = pd.read_csv(exp_dir / "metrics.csv")
@@ -104,10 +113,11 @@ def test_rerun_skips_finished_stages(demo_run, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished stage ran again")
 
-    monkeypatch.setattr(pipeline, "train", no_training)
-    data = pipeline.prepare_data(params)
-    pipeline.prepare_teachers(params, data)
-    pipeline.train_students(params, data)
+    for stage in (teachers, students):
+        monkeypatch.setattr(stage, "train", no_training)
+    data = prepare_data(params)
+    prepare_teachers(params, data)
+    train_students(params, data)
 
 
 def test_ground_truth_relevance_sums_to_one(demo_run):
@@ -121,9 +131,9 @@ def test_ground_truth_relevance_sums_to_one(demo_run):
 
 def test_decoding_on_the_fly_gives_the_cached_frames(demo_run):
     _, params = demo_run
-    cached = pipeline.test_set(params, pipeline.prepare_data(params))
+    cached = experiment_data.test_set(params, prepare_data(params))
     on_the_fly = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "frame_cache": False})
-    decoded = pipeline.test_set(on_the_fly, pipeline.prepare_data(on_the_fly))
+    decoded = experiment_data.test_set(on_the_fly, prepare_data(on_the_fly))
     assert decoded.video_ids == cached.video_ids
     for name in ("frames", "mask"):
         a, b = (np.asarray(getattr(t, name)[t.source_rows()]) for t in (decoded, cached))
@@ -132,12 +142,12 @@ def test_decoding_on_the_fly_gives_the_cached_frames(demo_run):
 
 def test_a_jpeg_frame_cache_is_built_beside_the_raw_one_and_reads_the_same_videos(demo_run):
     _, params = demo_run
-    raw_data = pipeline.prepare_data(params)
+    raw_data = prepare_data(params)
     jpeg = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "frame_cache_format": "jpeg", "exp": "small-jpeg"})
-    jpeg_data = pipeline.prepare_data(jpeg)
+    jpeg_data = prepare_data(jpeg)
     assert jpeg_data.cache.cache_dir != raw_data.cache.cache_dir and raw_data.cache.complete  # both kept
     assert jpeg_data.cache.params["storage"] == "jpeg" and jpeg_data.cache.params["jpeg_quality"] == 90
-    raw_test, jpeg_test = pipeline.test_set(params, raw_data), pipeline.test_set(jpeg, jpeg_data)
+    raw_test, jpeg_test = experiment_data.test_set(params, raw_data), experiment_data.test_set(jpeg, jpeg_data)
     assert jpeg_test.video_ids == raw_test.video_ids
     a, b = (np.asarray(t.frames[t.source_rows()], dtype=np.int16) for t in (raw_test, jpeg_test))
     assert 0 < np.abs(a - b).mean() < 3.0  # lossy, a few grey levels at most on average
@@ -155,7 +165,7 @@ def test_a_student_saved_by_the_reference_code_is_evaluated_without_training(dem
                        "temporal.transformer.": "transformerClip.", "afa.fc1.": "frameLinear.",
                        "afa.fc2.": "frameLinear2."}
     state = {}
-    trained = pipeline.student_stage(params, pipeline.prepare_data(params), run, 0).directory / "run" / "model.pt"
+    trained = student_stage(params, prepare_data(params), run, 0).directory / "run" / "model.pt"
     for key, value in torch.load(trained).items():
         prefix = next((p for p in reference_names if key.startswith(p)), "")
         state["module." + (reference_names[prefix] + key[len(prefix):] if prefix else key)] = value
@@ -163,14 +173,15 @@ def test_a_student_saved_by_the_reference_code_is_evaluated_without_training(dem
     given = load_params(ROOT / "params" / "demo.yaml",
                         {**params.to_dict(), "student_checkpoints": {run: str(tmp_path / "pytorch_model.bin.9")}})
 
-    monkeypatch.setattr(pipeline, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
-    data = pipeline.prepare_data(given)
-    pipeline.train_students(given, data)  # nothing to train: every other run is done, this one is given
-    test = pipeline.test_set(given, data)
+    for stage in (teachers, students):
+        monkeypatch.setattr(stage, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    data = prepare_data(given)
+    train_students(given, data)  # nothing to train: every other run is done, this one is given
+    test = experiment_data.test_set(given, data)
     device = resolve_device("cpu")
-    assert pipeline.student_seeds(given, run) == [None]
-    ours = evaluate(pipeline.load_student(params, data, run, 0), test, 50, device)
-    theirs = evaluate(pipeline.load_student(given, data, run, None), test, 50, device)
+    assert student_seeds(given, run) == [None]
+    ours = evaluate(load_student(params, data, run, 0), test, 50, device)
+    theirs = evaluate(load_student(given, data, run, None), test, 50, device)
     for key in ours:
         if key != "score_seconds":
             assert theirs[key] == ours[key], key
@@ -187,12 +198,14 @@ def test_new_student_epochs_train_only_the_trainable_students_and_clean_removes_
 
     _, params = demo_run
     trained = []
-    monkeypatch.setattr(pipeline, "train", lambda model, dataset, objective, config, out_dir, desc: trained.append(desc))
+    for stage in (teachers, students):
+        monkeypatch.setattr(stage, "train",
+                            lambda model, dataset, objective, config, out_dir, desc: trained.append(desc))
     more_epochs = load_params(ROOT / "params" / "demo.yaml", {**params.to_dict(), "epochs": params.epochs + 1})
-    data = pipeline.prepare_data(more_epochs)
-    finished = pipeline.stage_plan(params, data)
-    pipeline.prepare_teachers(more_epochs, data)
-    pipeline.train_students(more_epochs, data)
+    data = prepare_data(more_epochs)
+    finished = stage_plan(params, data)
+    prepare_teachers(more_epochs, data)
+    train_students(more_epochs, data)
     trainable = ["clip4clip-seqTransf", "teachclip-coarse:xclip", "teachclip:xclip", "teachclip:xclip+ts2net"]
     assert sorted(trained) == sorted(f"{run} seed {seed}" for run in trainable for seed in params.seeds)
     records = {"frames": "manifest.json", "teacher-features": "manifest.json"}  # the others: stage.json
@@ -204,7 +217,7 @@ def test_new_student_epochs_train_only_the_trainable_students_and_clean_removes_
 
     original = tmp_path / "small.yaml"
     original.write_text(yaml.safe_dump(params.to_dict()))
-    new_folders = set(pipeline.stage_plan(more_epochs, data).values()) - set(finished.values())
+    new_folders = set(stage_plan(more_epochs, data).values()) - set(finished.values())
     assert len(new_folders) == len(trained)
     listed = clean([original], dry_run=True)
     assert {folder for folder, _ in listed.removed} == {f.resolve() for f in new_folders}
@@ -275,7 +288,7 @@ def explorer(demo_run):
     from tclib.explore import Explorer
 
     _, params = demo_run
-    return Explorer(params, pipeline.prepare_data(params), device="cpu")
+    return Explorer(params, prepare_data(params), device="cpu")
 
 
 def test_explorer_ranks_a_test_caption_as_the_evaluation_does(demo_run, explorer):
@@ -335,7 +348,7 @@ def test_data_summary_counts_the_small_demo(demo_run):
     _, P = demo_run
     from tclib import notebook
 
-    summary = notebook.data_summary(P, pipeline.prepare_data(P))
+    summary = notebook.data_summary(P, prepare_data(P))
     # 16 training videos with 4 captions each, 8 test videos with one (the 1k-A layout), none failed
     assert summary.loc[["train", "test", "failed to decode"], ["videos", "captions"]].values.tolist() == [
         [16, 64], [8, 8], [0, 0]]
@@ -353,7 +366,7 @@ def test_evaluation_attention_and_explorer_read_frames_a_batch_at_a_time(demo_ru
 
     _, params = demo_run
     P = dataclasses.replace(params, eval_batch_size=3)
-    data = pipeline.prepare_data(P)
+    data = prepare_data(P)
     reads: list[int] = []
     take = FrameCache._take
 
@@ -363,8 +376,8 @@ def test_evaluation_attention_and_explorer_read_frames_a_batch_at_a_time(demo_ru
         return take(self, rows, which)
 
     monkeypatch.setattr(FrameCache, "_take", counting_take)
-    pipeline.evaluate_all(P, data, tmp_path)
-    pipeline.attention_report(P, data, tmp_path)
+    evaluate_all(P, data, tmp_path)
+    attention_report(P, data, tmp_path)
     explorer = Explorer(P, data, device="cpu")
     explorer.rank("a red circle", k=3)
     explorer.attention(explorer.video_ids[0], "a red circle")
@@ -381,16 +394,16 @@ def test_a_student_trained_over_two_processes_equals_one_trained_in_one(demo_run
 
     _, params = demo_run
     P = dataclasses.replace(params, gpus=2, epochs=1, batch_size=8, runs=["teachclip:xclip"])
-    data = pipeline.prepare_data(P)
-    pipeline.train_student(P, data, "teachclip:xclip", 0, tmp_path / "one")
-    pipeline.launch_student_training(P, "teachclip:xclip", 0, tmp_path / "two")
+    data = prepare_data(P)
+    train_student(P, data, "teachclip:xclip", 0, tmp_path / "one")
+    launch_student_training(P, "teachclip:xclip", 0, tmp_path / "two")
     one, two = (read_checkpoint(tmp_path / name / "run" / "model.pt") for name in ("one", "two"))
     assert one.keys() == two.keys()
     for key in one:
         # AFA's last bias shifts every frame's logit alike, so the softmax gives it a zero gradient:
         # what it gets is rounding noise, which Adam scales up to about 1e-5 a step
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-4, msg=key)
-    start = pipeline.new_student(P, data, "teachclip:xclip").state_dict()
+    start = new_student(P, data, "teachclip:xclip").state_dict()
     changed = sum(not torch.equal(start[k], one[k]) for k in one)
     assert changed > 10  # the run trained (8 steps of 8 pairs)
     assert json.loads((tmp_path / "two" / "run" / "history.json").read_text())["epoch_loss"]

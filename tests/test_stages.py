@@ -1,14 +1,18 @@
 """Stage folders keyed by what each stage reads: which stages a change of params reruns, that
 nothing finished is deleted, and `tclib clean`."""
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tclib import pipeline
+from tclib.experiment.data import Data, backbone_fingerprint, frames_fingerprint, train_fingerprint
+from tclib.experiment.plan import stage_plan
+from tclib.experiment.training import SPEED_ONLY, TrainingInputs
 from tclib.params import Params
 from tclib.stages import Stage
+from tclib.train import TrainConfig
 
 BASE = dict(exp="inv", data_root="data/inv", synthetic=True, clip_model="tclib-tiny", clip_pretrained="",
             pretrain_steps=4, seeds=[0, 1], clip_lr_scale=0.0, teachers=["xclip", "ts2net"],
@@ -23,11 +27,11 @@ def plan(changes: dict | None = None, failed: tuple[str, ...] = ("video2",)) -> 
     made the way prepare_data makes them."""
     P = Params.from_mapping({**BASE, **(changes or {})})
     videos = {v: str(Path(P.data_root) / "videos" / f"{v}.mp4") for v in ["video0", "video1", "video2", "video3"]}
-    frames_fp = pipeline.frames_fingerprint(P, videos)
+    frames_fp = frames_fingerprint(P, videos)
     train = TRAIN[~TRAIN.clip_id.isin(failed)]
-    data = pipeline.Data(train, train, None, "", frames_fp, pipeline.train_fingerprint(frames_fp, train),
-                         pipeline.backbone_fingerprint(P))
-    return pipeline.stage_plan(P, data)
+    data = Data(train, train, None, "", frames_fp, train_fingerprint(frames_fp, train),
+                         backbone_fingerprint(P))
+    return stage_plan(P, data)
 
 
 def changed(after: dict[str, Path], before: dict[str, Path] | None = None) -> set[str]:
@@ -47,7 +51,7 @@ TEACHCLIP = ("students/teachclip",)
 TEACHERS = ("teachers/", "teacher-features/")
 
 
-@pytest.mark.parametrize("change,expected", [
+CHANGES = [
     # the student's training: the trainable students only (the frozen meanP student has nothing to train)
     ({"epochs": 3}, stages(*TRAINABLE_STUDENTS)),
     ({"lr": 0.01}, stages(*TRAINABLE_STUDENTS)),
@@ -72,24 +76,63 @@ TEACHERS = ("teachers/", "teacher-features/")
     ({"mask_padded_frames": True}, stages(*TEACHERS, *TEACHCLIP)),
     ({"beta": 0.5}, stages(*TEACHERS, *TRAINABLE_STUDENTS)),
     ({"batch_size": 32}, stages(*TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"weight_decay": 0.1}, stages(*TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"warmup_proportion": 0.2}, stages(*TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"grad_clip": 0.5}, stages(*TEACHERS, *TRAINABLE_STUDENTS)),
     # data: frames, and everything trained on them; the backbone reads none of the videos
     ({"max_frames": 8}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),
     ({"framerate": 2}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"slice_framepos": 0}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"synthetic_train_videos": 8}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),  # other files, same names
+    ({"synthetic_test_videos": 8}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"synthetic": False}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),
+    ({"frame_cache": False}, set()),  # decoding on the fly gives the cached frames (test_pipeline)
     ({"frame_cache_format": "jpeg"}, stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)),  # other pixels
     ({"jpeg_quality": 80}, set()),  # a raw cache has no quality
     # the backbone (pretrained on captions of max_words tokens, from the synthetic seed): every model
     ({"synthetic_seed": 5}, stages("frames", "backbone", *TEACHERS, "students/")),
+    ({"synthetic_frame_size": 32}, stages("frames", "backbone", *TEACHERS, "students/")),
+    ({"clip_model": "tclib-tiny-224"}, stages("frames", "backbone", *TEACHERS, "students/")),  # other pixels too
+    ({"clip_pretrained": "openai"}, stages("backbone", *TEACHERS, "students/")),
+    ({"pretrain_steps": 8}, stages("backbone", *TEACHERS, "students/")),
+    ({"pretrain_batch_size": 16}, stages("backbone", *TEACHERS, "students/")),
     ({"max_words": 16}, stages("backbone", *TEACHERS, "students/")),
     ({"pretrain_lr": 0.01}, stages("backbone", "students/", *TEACHERS)),
     # what changes how fast or how it is shown, not what is computed: nothing
-    ({"device": "cpu", "num_workers": 2, "decode_workers": 1, "eval_batch_size": 7, "plot_videos": 1, "dsl": True},
-     set()),
+    ({"device": "cpu", "num_workers": 2, "decode_workers": 1, "eval_batch_size": 7, "plot_videos": 1, "dsl": True,
+      "plot_video_ids": ["video1"]}, set()),
+    # a student given as a file is evaluated, not trained
+    ({"student_checkpoints": {"teachclip:xclip": "released/pytorch_model.bin.4"}}, stages("students/teachclip:xclip/")),
     ({"gpus": 2}, set()),  # the same global batches and gradients (tests/test_distributed.py)
     ({"data_root": str(Path("data/inv").resolve())}, set()),
     ({"data_root": "data/../data/inv"}, set()),
-])
+]
+# Params keys the table above leaves out, and why.
+NOT_IN_THE_TABLE = {
+    "exp": "names the experiment's folder, which holds every stage",
+    "results_dir": "names the folder that holds the experiments",
+    "dataset": "read through the annotation tables and video files: the videos and pairs the plans are given",
+    "videos_dir": "the same", "train_split": "the same", "data_options": "the same",
+    "test_split": "read by evaluation only",
+    "runs": "names the student stages themselves", "teachers": "names the teacher stages themselves",
+    "seeds": "test_another_seed_adds_its_stages_and_keeps_the_others",
+}
+
+
+@pytest.mark.parametrize("change,expected", CHANGES)
 def test_a_change_reruns_exactly_the_stages_that_read_it(change, expected):
     assert changed(plan(change)) == expected
+
+
+def test_every_params_key_is_in_the_table_or_says_why_not():
+    in_table = {key for change, _ in CHANGES for key in change}
+    assert set(Params.field_names()) - in_table == set(NOT_IN_THE_TABLE)
+
+
+def test_every_train_config_field_is_a_training_input_or_changes_only_the_speed():
+    """A knob of the training loop that is not in the stages' inputs would reuse a stale folder."""
+    config = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert config - {f.name for f in dataclasses.fields(TrainingInputs)} == {"seed", *SPEED_ONLY}
 
 
 def test_another_seed_adds_its_stages_and_keeps_the_others():

@@ -146,6 +146,6 @@ def test_gradient_accumulation_of_a_mean_loss_gives_the_whole_batch_step(tmp_pat
     torch.testing.assert_close(torch.cat([b["x"] for b in micro_batches(batch, 3)]), batch["x"])
     # an MSE over 8 points is the mean of the MSEs over two halves: the same gradients, the same run
     whole = train(fresh_model(), Points(), mse, CONFIG, tmp_path / "whole")
-    halves = train(fresh_model(), Points(), mse, dataclasses.replace(CONFIG, accumulation=2), tmp_path / "halves")
+    halves = train(fresh_model(), Points(), mse, dataclasses.replace(CONFIG, grad_accumulation=2), tmp_path / "halves")
     torch.testing.assert_close(halves.weight, whole.weight, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(halves.bias, whole.bias, rtol=1e-5, atol=1e-6)

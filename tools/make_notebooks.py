@@ -19,19 +19,20 @@ SETUP = '''\
 %matplotlib inline
 from IPython.display import Markdown, display
 
-from tclib import notebook, pipeline
+from tclib import notebook
+from tclib.experiment.data import prepare_data
 
 notebook.setup_logging()
 P = notebook.notebook_params(params, globals())
 out = notebook.output_dir(P)  # results/<exp>/ in `tclib reproduce`, else results/<exp>/scratch/
-data = pipeline.prepare_data(P)  # 01 builds it; later notebooks find every part done'''
+data = prepare_data(P)  # 01 builds it; later notebooks find every part done'''
 
 # name -> (title and story, the step's knobs, [(markdown or None, code, is a figure)])
 NOTEBOOKS = {
     "01_data_prep": (
         "# 01 · Data preparation\n"
         "The annotations are read in the data set's own layout, every video is decoded once into the frame "
-        "cache (`results/<exp>/frames/`, uint8, memory-mapped), and for the demo the synthetic data set is "
+        "cache (`results/<exp>/frames/`, uint8 or JPEG, read a batch at a time), and for the demo the synthetic data set is "
         "written and a small CLIP is pretrained on synthetic image-caption pairs first. Videos that fail to "
         "decode are listed in the cache's `failures.csv` and their captions left out.",
         "sample_videos = 3  # videos shown with their sampled frames",
@@ -45,12 +46,13 @@ NOTEBOOKS = {
         "# 02 · Teachers\n"
         "Each teacher (X-CLIP, TS2-Net, X-Pool) is loaded from its checkpoint (`teacher_checkpoints`, the "
         "released files in TeachCLIP's layout) or trained here. With `teacher_mode: cached` its text and video "
-        "features on the training set are then cached (float16, memory-mapped), so that student training "
+        "features on the training set are then cached (float16, read a batch at a time), so that student training "
         "scores every batch without running the teachers' towers.",
         "show_teacher = None  # the teacher shown below; None: the first of the params' teachers\n"
         "batch_captions = 8  # captions (one per test video) in the batch shown\n"
         "relevance_captions = 3  # of which this many with their frame relevance",
-        [(None, "teacher_dirs = pipeline.prepare_teachers(P, data)\nnotebook.teacher_summary(P, teacher_dirs, data)",
+        [(None, "from tclib.experiment.teachers import prepare_teachers\n\n"
+                "teacher_dirs = prepare_teachers(P, data)\nnotebook.teacher_summary(P, teacher_dirs, data)",
           False),
          ("## Training curves\nTeachers trained here (the demo); a teacher loaded from a checkpoint has none.",
           "notebook.training_curves(P, data, kind=\"teachers\")", True),
@@ -69,7 +71,7 @@ NOTEBOOKS = {
         "`teachers`, averaged as the reference does). Runs given in `student_checkpoints` (a file of tclib's or "
         "of the reference code) are evaluated, not trained. A run interrupted resumes from its last epoch.",
         "",
-        [(None, "pipeline.train_students(P, data)", False),
+        [(None, "from tclib.experiment.students import train_students\n\ntrain_students(P, data)", False),
          ("## Training curves", "notebook.training_curves(P, data, kind=\"students\")", True)]),
     "04_evaluate": (
         "# 04 · Evaluation\n"
@@ -81,7 +83,8 @@ NOTEBOOKS = {
         "video ranks. With `dsl: true` the same similarities are also ranked with dual-softmax inference, in rows "
         "(`inference: dsl`) and tables labelled DSL, apart from the default numbers.",
         "",
-        [(None, "metrics = pipeline.evaluate_all(P, data, out)\ndisplay(Markdown((out / \"table.md\").read_text()))",
+        [(None, "from tclib.experiment.evaluation import evaluate_all\n\n"
+                "metrics = evaluate_all(P, data, out)\ndisplay(Markdown((out / \"table.md\").read_text()))",
           False),
          ("Every model and seed, with the costs: floats stored per video and seconds to score all pairs.",
           "metrics", False),
@@ -99,7 +102,8 @@ NOTEBOOKS = {
         [("## Statistics against the ground truth\nPearson correlation with the caption's relevant frames, mean "
           "largest weight, weight on the video's two key scenes, and % of videos where one key scene gets < 10% "
           "(mean over seeds).",
-          "correlation, figure = pipeline.attention_report(P, data, out)\ncorrelation.set_index(\"weights\").round(3)", False),
+          "from tclib.experiment.attention import attention_report\n\n"
+          "correlation, figure = attention_report(P, data, out)\ncorrelation.set_index(\"weights\").round(3)", False),
          ("## Heatmaps", "figure", True)]),
     "06_explore": (
         "# 06 · Explorer\n"

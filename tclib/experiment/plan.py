@@ -1,0 +1,29 @@
+"""Every stage folder a params file reads or writes, by a readable key: what `tclib clean` keeps and
+what the notebooks read the training histories from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..params import Params
+from .data import Data, backbone_stage, frames_dir
+from .students import student_stage
+from .teachers import teacher_features_dir, teacher_stage
+
+
+def stage_plan(P: Params, data: Data) -> dict[str, Path]:
+    """{key: folder}: "frames", "backbone", "teachers/xclip/seed0", "teacher-features/xclip/seed0",
+    "students/teachclip/seed0", ..."""
+    plan = {"frames": frames_dir(P, data.frames_fingerprint)}
+    if P.pretrain_steps > 0:
+        plan["backbone"] = backbone_stage(P).directory
+    for name in P.teachers:
+        for seed in P.seeds:
+            plan[f"teachers/{name}/seed{seed}"] = teacher_stage(P, data, name, seed).directory
+            if P.teacher_mode == "cached":
+                plan[f"teacher-features/{name}/seed{seed}"] = teacher_features_dir(P, data, name, seed)
+    for run in P.runs:
+        if run not in P.student_checkpoints:
+            for seed in P.seeds:
+                plan[f"students/{run}/seed{seed}"] = student_stage(P, data, run, seed).directory
+    return plan

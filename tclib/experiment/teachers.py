@@ -1,0 +1,158 @@
+"""02 · The teacher stage: each teacher of `teachers`, per seed, loaded from its checkpoint
+(`teacher_checkpoints`: one model for every seed) or trained here, then (with `teacher_mode: cached`)
+its text and video features on the training set cached in the teacher's folder:
+
+    results/<exp>/teachers/<name>/<fingerprint>/run/model.pt
+    results/<exp>/teachers/<name>/<fingerprint>/features/<key>/   (tclib.scoring)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import PairDataset
+from ..models import Teacher, build_teacher, load_checkpoint, load_clip
+from ..models.checkpoint import save_checkpoint
+from ..params import Params
+from ..scoring import (CachedTeacherScores, OnlineTeacherScores, file_sha256, read_teacher_features,
+                       strings_sha256, write_teacher_features)
+from ..stages import Stage, StageInputs, file_identity, fingerprint
+from ..teaching import ContrastiveObjective
+from ..train import resolve_device, seed_everything, train
+from .data import MODEL_FORMAT, Data, image_size_of, train_dataset
+from .training import TrainingInputs, training_inputs
+
+log = logging.getLogger(__name__)
+
+TEACHER_FEATURES_FORMAT = "float16 memmap, training videos only"  # the .npy layout's name (kept: it keys folders)
+
+
+@dataclass(frozen=True)
+class TeacherInputs(StageInputs):
+    """A teacher, loaded from its checkpoint (`checkpoint`) or trained here (`seed`, `train_data`, `training`)."""
+
+    format: int
+    teacher: str
+    backbone: str
+    max_words: int
+    max_frames: int
+    temporal_layers: int
+    mask_padded_frames: bool
+    options: dict  # its teacher_options
+    checkpoint: Any = None  # the checkpoint file's identity
+    seed: int | None = None
+    train_data: str | None = None
+    training: TrainingInputs | None = None
+
+
+def teacher_inputs(P: Params, data: Data, name: str, seed: int) -> TeacherInputs:
+    common = dict(format=MODEL_FORMAT, teacher=name, backbone=data.backbone_fingerprint, max_words=P.max_words,
+                  max_frames=P.max_frames, temporal_layers=P.temporal_layers,
+                  mask_padded_frames=P.mask_padded_frames, options=P.teacher_options.get(name, {}))
+    checkpoint = P.teacher_checkpoints.get(name, "")
+    if checkpoint:
+        return TeacherInputs(**common, checkpoint=file_identity(checkpoint))
+    return TeacherInputs(**common, seed=seed, train_data=data.train_fingerprint,
+                         training=training_inputs(P, P.teacher_epochs, P.teacher_lr))
+
+
+def teacher_stage(P: Params, data: Data, name: str, seed: int) -> Stage:
+    return Stage(P.exp_dir / "teachers" / name, teacher_inputs(P, data, name, seed))
+
+
+def teacher_features_dir(P: Params, data: Data, name: str, seed: int) -> Path:
+    """Where the teacher's feature cache of this training set lives, inside the teacher's folder."""
+    key = fingerprint(data.train_fingerprint, TEACHER_FEATURES_FORMAT)
+    return teacher_stage(P, data, name, seed).directory / "features" / key
+
+
+def new_teacher(P: Params, data: Data, name: str) -> Teacher:
+    return build_teacher(name, load_clip(P.clip_model, data.clip_pretrained), P.max_words, P.max_frames,
+                         P.temporal_layers, mask_padding=P.mask_padded_frames, **P.teacher_options.get(name, {}))
+
+
+def load_teacher(P: Params, data: Data, name: str, seed: int) -> Teacher:
+    teacher = new_teacher(P, data, name)
+    load_checkpoint(teacher, teacher_stage(P, data, name, seed).directory / "run" / "model.pt")
+    return teacher.eval()
+
+
+def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
+    """For each teacher and seed: load its checkpoint (teacher_checkpoints) or train it, then (with
+    teacher_mode: cached) cache its features on the training set. Returns {(name, seed): directory}."""
+    device = resolve_device(P.device)
+    dataset = train_dataset(P, data)
+    out = {}
+    for name in P.teachers:
+        for seed in P.seeds:
+            stage = teacher_stage(P, data, name, seed)
+            out[(name, seed)] = stage.directory
+            teacher = None
+            if not stage.done():
+                teacher = make_teacher(P, data, name, seed, dataset, stage)
+            if P.teacher_mode == "cached":
+                cache_teacher_features(P, data, name, seed, dataset, teacher, device)
+    return out
+
+
+def make_teacher(P: Params, data: Data, name: str, seed: int, dataset: PairDataset, stage: Stage) -> Teacher:
+    """Load the teacher's checkpoint or train it, into the stage's folder (then finished)."""
+    seed_everything(seed)
+    teacher = new_teacher(P, data, name)
+    checkpoint = P.teacher_checkpoints.get(name, "")
+    if checkpoint:
+        load_checkpoint(teacher, checkpoint)
+        save_checkpoint(teacher.state_dict(), stage.directory / "run" / "model.pt")
+    else:
+        config = training_inputs(P, P.teacher_epochs, P.teacher_lr).train_config(seed, P)
+        teacher = train(teacher, dataset, ContrastiveObjective(P.beta), config, stage.directory / "run",
+                        desc=f"{name} seed {seed}")
+    stage.finish(checkpoint=checkpoint or "trained here")
+    return teacher
+
+
+# ----------------------------------------------------------------------------- the feature cache
+
+
+def teacher_cache_manifest(P: Params, data: Data, name: str, seed: int, dataset: PairDataset) -> dict:
+    """What a teacher feature cache must have been computed from, field by field."""
+    model = teacher_stage(P, data, name, seed).directory / "run" / "model.pt"
+    return {"teacher": name, "checkpoint_sha256": file_sha256(model),
+            "clip_model": P.clip_model, "backbone": data.backbone_fingerprint,
+            "sampling": {"max_frames": P.max_frames, "framerate": P.framerate, "slice_framepos": P.slice_framepos,
+                         "image_size": image_size_of(P.clip_model)},
+            "max_words": P.max_words, "mask_padded_frames": P.mask_padded_frames,
+            "teacher_options": P.teacher_options.get(name, {}), "dataset": P.dataset,
+            "split": P.train_split, "captions_sha256": strings_sha256(dataset.captions),
+            "videos_sha256": strings_sha256(dataset.video_ids), "format": TEACHER_FEATURES_FORMAT}
+
+
+def cache_teacher_features(P: Params, data: Data, name: str, seed: int, dataset: PairDataset,
+                           teacher: Teacher | None, device: torch.device) -> Path:
+    """The teacher's feature cache of the training set, written unless it is there already."""
+    directory = teacher_features_dir(P, data, name, seed)
+    manifest = teacher_cache_manifest(P, data, name, seed, dataset)
+    if (directory / "manifest.json").is_file():
+        read_teacher_features(directory, manifest)  # refuses a cache made for anything else
+        return directory
+    teacher = teacher or load_teacher(P, data, name, seed)
+    write_teacher_features(directory, teacher, dataset.tokens, data.cache.frames, data.cache.mask,
+                           sorted(set(dataset.video_index)), P.eval_batch_size, device, manifest)
+    return directory
+
+
+def teacher_scores(P: Params, data: Data, names: list[str], seed: int, device: torch.device
+                   ) -> CachedTeacherScores | OnlineTeacherScores:
+    """The scorer of a TeachCLIP run: cached features or the teachers' forward on every batch."""
+    teachers = [load_teacher(P, data, t, seed).to(device) for t in names]
+    if P.teacher_mode == "online":
+        return OnlineTeacherScores(teachers)
+    dataset = train_dataset(P, data)
+    features = [read_teacher_features(teacher_features_dir(P, data, t, seed),
+                                      teacher_cache_manifest(P, data, t, seed, dataset)) for t in names]
+    return CachedTeacherScores(teachers, features)
