@@ -39,8 +39,8 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 from tqdm import tqdm
 
-from tclib.data import PairDataset, build_frame_cache, read_msrvtt, write_synthetic_msrvtt
-from tclib.data.cache import DEFAULT_JPEG_QUALITY, DecodedFrames, FrameSource
+from tclib.data import DecodedFrames, PairDataset, Sampling, build_frame_cache, read_annotations, write_synthetic_msrvtt
+from tclib.data.framecache import DEFAULT_JPEG_QUALITY, FrameSource
 from tclib.data.dataset import BatchReads
 from tclib.data.readers import PAPER_COUNTS
 from tclib.errors import DataError
@@ -54,7 +54,7 @@ def existing_videos(root: Path, n: int) -> dict[str, str]:
     videos: dict[str, str] = {}
     for split in ("train", "test"):
         try:
-            table = read_msrvtt(root, split)
+            table = read_annotations("msrvtt", root, split)
         except DataError as exc:
             log.warning("skipping the %s split of %s: %s", split, root, exc)
             continue
@@ -337,22 +337,22 @@ def main() -> None:
             videos = synthetic_videos(work / "data", args.videos, args.size, args.fps, args.workers)
             data = (f"synthetic, {args.size}x{args.size} px at {args.fps} fps, "
                     f"written in {time.perf_counter() - start:.1f} s")
-        params = dict(max_frames=args.max_frames, image_size=args.image_size, framerate=1, slice_framepos=2)
+        sampling = Sampling(args.max_frames, args.image_size, framerate=1, slice_framepos=2)
         # the builds are timed from scratch, in a folder of this run's own: nothing already in --work-dir is touched
         caches = Path(tempfile.mkdtemp(dir=work, prefix="caches-"))
 
         start = time.perf_counter()
-        cache = build_frame_cache(videos, caches / "raw", workers=args.workers, **params)
+        cache = build_frame_cache(videos, caches / "raw", sampling, workers=args.workers)
         build_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        jpeg_cache = build_frame_cache(videos, caches / "jpeg", workers=args.workers, storage="jpeg",
-                                       jpeg_quality=args.jpeg_quality, **params)
+        jpeg_cache = build_frame_cache(videos, caches / "jpeg", sampling, workers=args.workers, storage="jpeg",
+                                       jpeg_quality=args.jpeg_quality)
         jpeg_build_seconds = time.perf_counter() - start
         if cache.failed:
             log.warning("%d videos failed to decode and are left out (see %s)",
                         len(cache.failed), caches / "raw" / "failures.csv")
         video_ids = [v for v in videos if v not in cache.failed]
-        decoded = DecodedFrames(videos, **params)
+        decoded = DecodedFrames(videos, sampling)
 
         fly = one_pass(decoded, video_ids, args.batch_size, args.workers, "on the fly")
         cached = one_pass(cache, video_ids, args.batch_size, args.workers, "frame cache")

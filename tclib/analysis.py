@@ -10,35 +10,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import relevance_table, sample_frame_indices
+from .data import Sampling, relevance_table, sample_frame_indices
 from .evaluate import TestSet
 from .metrics import query_ranks
 from .models import CLIP4Clip, Teacher
-from .params import Params
 from .progress import progress
 
 
 # ------------------------------------------------------------------------------------ ground truth
 
 
-def ground_truth(P: Params) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, np.ndarray]]:
+def ground_truth(data_root: str | Path, sampling: Sampling
+                 ) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, np.ndarray]]:
     """The synthetic set's ground truth over the sampled frames (padded to max_frames):
     {(video_id, caption): frame relevance summing to 1} and {video_id: kind of each frame ("scene0",
     "scene1", "noise", ..., "padding")}. Both empty for a data set without relevance.json and
     video_meta.json."""
-    root = Path(P.data_root)
+    root = Path(data_root)
     if not (root / "relevance.json").is_file() or not (root / "video_meta.json").is_file():
         return {}, {}
     seconds, kinds = {}, {}
     for video in json.loads((root / "video_meta.json").read_text()):
-        indices = sample_frame_indices(video["n_frames"], video["fps"], P.max_frames, P.framerate, P.slice_framepos,
-                                       video=video["video_id"])
+        indices = sample_frame_indices(video["n_frames"], video["fps"], sampling, video=video["video_id"])
         seconds[video["video_id"]] = indices // int(video["fps"])
         sampled = [video["seconds"][second] for second in seconds[video["video_id"]]]
-        kinds[video["video_id"]] = np.array(sampled + ["padding"] * (P.max_frames - len(sampled)))
+        kinds[video["video_id"]] = np.array(sampled + ["padding"] * (sampling.max_frames - len(sampled)))
     relevance = {}
     for row in relevance_table(root).itertuples(index=False):
-        hits = np.zeros(P.max_frames)
+        hits = np.zeros(sampling.max_frames)
         hits[: len(seconds[row.video_id])] = np.isin(seconds[row.video_id], row.relevant_seconds)
         relevance[(row.video_id, row.caption)] = hits / max(hits.sum(), 1.0)
     return relevance, kinds

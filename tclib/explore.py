@@ -48,7 +48,7 @@ class Explorer:
         for name in P.teachers:
             self.models[teacher_label(name)] = load_teacher(P, data, name, self.seed)
         self._video_features: dict[str, Any] = {}
-        self.truth, _ = ground_truth(P)
+        self.truth, _ = ground_truth(P.data_root, data.cache.sampling)
 
     @property
     def video_ids(self) -> list[str]:

@@ -92,7 +92,7 @@ def sample_videos(P: Params, data: Data, count: int = 2, split: str = "train") -
         frames, mask = data.cache.get(video_id)
         row = table[table.clip_id == video_id].iloc[0]
         segment = {} if pd.isna(row.start) else {"start_time": int(row.start), "end_time": int(row.end)}
-        seconds = sampled_frame_seconds(row.video_path, P.max_frames, P.framerate, P.slice_framepos, **segment)
+        seconds = sampled_frame_seconds(row.video_path, data.cache.sampling, **segment)
         captions = table.caption[table.clip_id == video_id].tolist()
         videos.append({"frames": frames, "mask": mask, "seconds": seconds,
                        "title": f"{split} {video_id} ({len(seconds)} frames): " + " | ".join(captions)})

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .data.frames import sampling_problems
 from .errors import ParamsError
 from .experiment.runs import BASES, run_problems
 from .project import project_root, resolve_path
@@ -277,8 +278,8 @@ def value_problems(params: Params, source: str) -> list[str]:
         bad("frame_cache_format", f"must be one of {FRAME_CACHE_FORMATS}")
     if typed("jpeg_quality") and not 1 <= params.jpeg_quality <= 100:
         bad("jpeg_quality", "must be in 1..100")
-    if typed("slice_framepos") and params.slice_framepos not in (0, 1, 2):
-        bad("slice_framepos", "must be 0 (head), 1 (tail) or 2 (uniform)")
+    if typed("slice_framepos") and (why := sampling_problems(slice_framepos=params.slice_framepos)):
+        bad("slice_framepos", why["slice_framepos"])
 
     for key, low in AT_LEAST.items():
         if typed(key) and not _in_range(getattr(params, key), low, inclusive=True):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tclib.cli import reproduce
+from tclib.data import Sampling, read_padded_frames, write_synthetic_msrvtt
 from tclib.params import load_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,3 +44,61 @@ def demo_run(tmp_path_factory):
     finally:
         os.chdir(before)
     return exp_dir, params
+
+
+# ------------------------------------------------------------------------------------ small data sets
+
+N_TRAIN, N_TEST, SIZE = 4, 2, 32  # the synthetic set of `synthetic_set`: video0..video3 train, video4..video5 test
+
+
+@pytest.fixture(scope="session")
+def synthetic_set(tmp_path_factory) -> Path:
+    """The synthetic MSR-VTT set, written once (a test that breaks it works on a copy)."""
+    return write_synthetic_msrvtt(tmp_path_factory.mktemp("synthetic"), n_train=N_TRAIN, n_test=N_TEST, size=SIZE,
+                                  seed=3)
+
+
+SAMPLING = Sampling(max_frames=6, image_size=16, framerate=1, slice_framepos=2)  # the frame sources' tests
+
+
+def direct(spec):
+    """What a frame source must hold for one video (a path or (path, start, end)) under SAMPLING:
+    its frames padded to max_frames."""
+    path, start, end = (spec, None, None) if isinstance(spec, str) else spec
+    return read_padded_frames(path, SAMPLING, start, end)
+
+
+def video_files(root: Path, n: int) -> dict[str, str]:
+    """{video id: file} of the first `n` videos of a synthetic set."""
+    return {f"video{i}": str(root / "videos" / f"video{i}.mp4") for i in range(n)}
+
+
+def read_json_file(path: Path):
+    import json
+
+    return json.loads(path.read_text())
+
+
+def write_mp4(path: Path, frames, fps: int) -> Path:
+    """Encode RGB frames (n, H, W, 3) as a lossless H.264 mp4."""
+    import av
+
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "0", "threads": "1"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def flat_colors(n: int):
+    """n clearly distinct RGB colors."""
+    import numpy as np
+
+    i = np.arange(n)
+    return np.stack([(i * 40) % 256, (i * 97 + 60) % 256, 255 - (i * 9) % 256], axis=1).astype(np.uint8)

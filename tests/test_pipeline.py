@@ -13,7 +13,7 @@ from tclib import analysis
 from tclib.experiment import students, teachers
 from tclib.experiment.attention import attention_report
 from tclib.experiment import data as experiment_data
-from tclib.experiment.data import prepare_data
+from tclib.experiment.data import prepare_data, sampling_of
 from tclib.experiment.evaluation import evaluate_all
 from tclib.experiment.plan import stage_plan
 from tclib.experiment.students import (launch_student_training, load_student, new_student, student_seeds,
@@ -122,7 +122,7 @@ def test_rerun_skips_finished_stages(demo_run, monkeypatch):
 
 def test_ground_truth_relevance_sums_to_one(demo_run):
     _, params = demo_run
-    truth, kinds = analysis.ground_truth(params)
+    truth, kinds = analysis.ground_truth(params.data_root, sampling_of(params))
     assert len(truth) == len(json.loads((Path(params.data_root) / "relevance.json").read_text()))
     for (video_id, _), relevance in truth.items():
         assert relevance.sum() == pytest.approx(1.0)
@@ -361,21 +361,22 @@ def test_evaluation_attention_and_explorer_read_frames_a_batch_at_a_time(demo_ru
     videos' frames from the cache at once (the small demo has 8 test videos; batches of 3)."""
     import dataclasses
 
-    from tclib.data.cache import FrameCache
+    from tclib.data.rows import RowView
     from tclib.explore import Explorer
 
     _, params = demo_run
     P = dataclasses.replace(params, eval_batch_size=3)
     data = prepare_data(P)
     reads: list[int] = []
-    take = FrameCache._take
+    cache = data.cache
 
-    def counting_take(self, rows, which):
-        if which == 0:
-            reads.append(len(rows))
-        return take(self, rows, which)
+    def counted(rows):
+        reads.append(len(rows))
+        return cache.frames_of(rows)
 
-    monkeypatch.setattr(FrameCache, "_take", counting_take)
+    # every pass reads the frames through the source's view: one that counts the videos of each read
+    cache.frames = RowView(len(cache), cache.frames.shape[1:], np.uint8, counted, lambda row: counted([row])[0],
+                           "counted frames")
     evaluate_all(P, data, tmp_path)
     attention_report(P, data, tmp_path)
     explorer = Explorer(P, data, device="cpu")

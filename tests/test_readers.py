@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tclib.data import PAPER_COUNTS, READERS, VideoIndex, get_reader, read_annotations
+from tclib.data import PAPER_COUNTS, READERS, VideoIndex, check_dataset, get_reader, read_annotations
 from tclib.data.readers import COLUMNS, coerce_options
 from tclib.errors import DataError
+
+from conftest import N_TRAIN, read_json_file
 
 
 def touch(path: Path) -> Path:
@@ -453,3 +456,83 @@ def test_msrvtt_with_a_relative_root(tmp_path, monkeypatch):
     relative = Path(root.name)
     assert read_annotations("msrvtt", relative, "train")["caption"].tolist() == ["a cat", "a dog", "a kitten"]
     assert read_annotations("msrvtt", relative, "test")["video_id"].tolist() == ["video2"]
+
+
+# --------------------------------------------------------------------- MSR-VTT files, broken one by one
+
+
+@pytest.fixture()
+def ann(synthetic_set, tmp_path) -> Path:
+    """A copy of the synthetic annotation files (videos not copied) to break."""
+    for name in ("MSRVTT_data.json", "MSRVTT_train.9k.csv", "MSRVTT_JSFUSION_test.csv", "relevance.json"):
+        shutil.copy(synthetic_set / name, tmp_path / name)
+    return tmp_path
+
+
+def test_msrvtt_reader_missing_files(ann):
+    (ann / "MSRVTT_data.json").unlink()
+    with pytest.raises(DataError, match=f"not found: {ann / 'MSRVTT_data.json'}"):
+        read_annotations("msrvtt", ann, "train")
+    with pytest.raises(DataError, match="MSRVTT_JSFUSION_test"):
+        read_annotations("msrvtt", ann, "test", test_csv="MSRVTT_JSFUSION_test.csv.missing")
+    with pytest.raises(DataError, match="split"):
+        read_annotations("msrvtt", ann, "validation")
+
+
+def test_msrvtt_reader_missing_videos_are_reported(ann):
+    df = read_annotations("msrvtt", ann, "test")
+    assert df["video_path"].iloc[0] == str(ann / f"video{N_TRAIN}.mp4")  # no video folder: root itself
+    assert check_dataset("msrvtt", ann, splits=["test"], decode=False).missing == df["video_path"].tolist()
+
+
+def test_msrvtt_reader_malformedread_json_file(ann):
+    path = ann / "MSRVTT_data.json"
+    path.write_text(path.read_text()[:-20])
+    with pytest.raises(DataError, match=f"invalid JSON in {path}"):
+        read_annotations("msrvtt", ann, "train")
+
+
+def test_msrvtt_reader_missing_sentences(ann):
+    path = ann / "MSRVTT_data.json"
+    data = read_json_file(path)
+    del data["sentences"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="MSRVTT_data.json has no 'sentences'"):
+        read_annotations("msrvtt", ann, "train")
+
+
+def test_msrvtt_reader_missing_column(ann):
+    path = ann / "MSRVTT_JSFUSION_test.csv"
+    text = path.read_text().replace("sentence", "text", 1)
+    path.write_text(text)
+    with pytest.raises(DataError, match=f"{path} has no column 'sentence'"):
+        read_annotations("msrvtt", ann, "test")
+    path = ann / "MSRVTT_train.9k.csv"
+    path.write_text("vid\nvideo0\n")
+    with pytest.raises(DataError, match=f"{path} has no column 'video_id'"):
+        read_annotations("msrvtt", ann, "train")
+
+
+def test_msrvtt_reader_empty_caption(ann):
+    path = ann / "MSRVTT_data.json"
+    data = read_json_file(path)
+    data["sentences"][5]["caption"] = "   "
+    path.write_text(json.dumps(data))
+    vid = data["sentences"][5]["video_id"]
+    with pytest.raises(DataError, match=f"empty caption for {vid} \\(sen_id 5\\) in {path}"):
+        read_annotations("msrvtt", ann, "train")
+
+    csv_path = ann / "MSRVTT_JSFUSION_test.csv"
+    lines = csv_path.read_text().splitlines()
+    key, vid_key, vid, _ = lines[2].split(",", 3)
+    lines[2] = f"{key},{vid_key},{vid},"
+    csv_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=f"empty caption for {vid} in {csv_path}"):
+        read_annotations("msrvtt", ann, "test")
+
+
+def test_msrvtt_reader_train_video_without_sentence(ann):
+    path = ann / "MSRVTT_train.9k.csv"
+    path.write_text(path.read_text() + "video999\n")
+    with pytest.raises(DataError, match="video999"):
+        read_annotations("msrvtt", ann, "train")

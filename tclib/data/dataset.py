@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tclib.data.cache import FrameCache, FrameSource
+from tclib.data.framecache import FrameCache, FrameSource
 from tclib.errors import DataError
 
 __all__ = ["BatchReads", "PairDataset"]
@@ -21,7 +21,7 @@ class PairDataset(Dataset):
         captions: one caption per item.
         video_ids: the video of each caption (a video may appear in several items).
         cache: the frame source holding every video: a :class:`tclib.data.FrameCache` or a
-            :class:`tclib.data.cache.DecodedFrames` (which decodes each item when it is read).
+            :class:`tclib.data.onthefly.DecodedFrames` (which decodes each item when it is read).
         tokenize: maps a list of N captions to a LongTensor (N, L); called once, here.
 
     Items are dicts: tokens LongTensor (L,), frames uint8 tensor (F, 3, S, S), frame_mask
@@ -70,8 +70,8 @@ class PairDataset(Dataset):
 
     @property
     def reads_batches(self) -> bool:
-        """True when whole batches are best read at once: a memory-mapped frame cache (one sorted
-        gather per batch). Decoding on the fly reads item by item, in DataLoader workers."""
+        """True when whole batches are best read at once: a frame cache (one read per video, straight
+        into the batch's array). Decoding on the fly reads item by item, in DataLoader workers."""
         return isinstance(self.cache, FrameCache)
 
     def batch(self, indices: Sequence[int]) -> dict:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,12 +36,17 @@ if TYPE_CHECKING:  # torch is only needed by normalize_frames
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
+    "SLICE_FRAMEPOS",
+    "Sampling",
     "normalize_frames",
     "pad_frames",
+    "read_padded_frames",
     "read_video_frames",
     "resize_center_crop",
     "sample_frame_indices",
     "sampled_frame_count",
+    "sampled_frame_seconds",
+    "sampling_problems",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,12 +55,55 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+SLICE_FRAMEPOS = {0: "head", 1: "tail", 2: "uniform"}  # how max_frames are kept of more sampled frames
+
+
+def sampling_problems(**values: object) -> dict[str, str]:
+    """{field: what is wrong} for the Sampling fields given (checked only those): max_frames and
+    image_size are integers ≥ 1, framerate an integer (≤ 0: every frame), slice_framepos 0, 1 or 2."""
+    problems = {}
+    for key in ("max_frames", "image_size"):
+        if key in values and not (_is_int(values[key]) and values[key] >= 1):
+            problems[key] = "must be an integer ≥ 1"
+    if "framerate" in values and not _is_int(values["framerate"]):
+        problems["framerate"] = "must be an integer"
+    position = values.get("slice_framepos", 0)
+    if not (_is_int(position) and position in SLICE_FRAMEPOS):
+        problems["slice_framepos"] = "must be 0 (head), 1 (tail) or 2 (uniform)"
+    return problems
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames of a video the models see, and at what size: at most `max_frames` of the frames
+    taken `framerate` times a second (≤ 0: every frame), kept by `slice_framepos` (0 the first, 1 the
+    last, 2 evenly spaced) and cropped to `image_size` square. The params, the frame cache, decoding
+    on the fly and the teacher feature cache all describe their frames with it."""
+
+    max_frames: int
+    image_size: int
+    framerate: int = 1
+    slice_framepos: int = 2
+
+    def __post_init__(self) -> None:
+        problems = sampling_problems(**self.as_dict())
+        if problems:
+            raise DataError("frame sampling: " + "; ".join(f"{k} {why}, got {getattr(self, k)!r}"
+                                                           for k, why in problems.items()))
+
+    def as_dict(self) -> dict[str, int]:
+        return {"max_frames": self.max_frames, "image_size": self.image_size, "framerate": self.framerate,
+                "slice_framepos": self.slice_framepos}
+
+
 def sample_frame_indices(
     frame_count: int,
     fps: float,
-    max_frames: int,
-    framerate: int = 1,
-    slice_framepos: int = 2,
+    sampling: Sampling,
     start_time: int | None = None,
     end_time: int | None = None,
     video: str = "<video>",
@@ -64,26 +113,20 @@ def sample_frame_indices(
     Args:
         frame_count: number of frames in the video.
         fps: the video's frame rate; truncated to ``int`` as the reference does.
-        max_frames: at most this many indices are returned.
-        framerate: frames sampled per second (``<= 0``: every frame).
-        slice_framepos: how to keep ``max_frames`` of more sampled frames: 0 the first ones,
-            1 the last ones, 2 evenly spaced (``np.linspace`` with integer truncation).
+        sampling: max_frames, framerate and slice_framepos (its image_size plays no part here).
         start_time, end_time: optional segment in whole seconds (both or neither).
         video: name used in error messages.
 
     Returns:
         int64 array of frame indices, ascending, length ``<= max_frames``.
     """
+    max_frames, framerate, slice_framepos = sampling.max_frames, sampling.framerate, sampling.slice_framepos
     fps_int = int(fps)
     frame_count = int(frame_count)
     if fps_int <= 0:
         raise DataError(f"{video}: frame rate {fps!r} truncates to {fps_int}; cannot sample frames")
     if frame_count <= 0:
         raise DataError(f"{video}: video has no frames (frame count {frame_count})")
-    if max_frames <= 0:
-        raise DataError(f"{video}: max_frames must be positive, got {max_frames}")
-    if slice_framepos not in (0, 1, 2):
-        raise DataError(f"{video}: slice_framepos must be 0, 1 or 2, got {slice_framepos}")
 
     total_duration = (frame_count + fps_int - 1) // fps_int
     start_sec, end_sec = 0, total_duration
@@ -180,27 +223,10 @@ def _open_video(path: str):
     return vr, frame_count, fps
 
 
-def _indices_to_read(
-    path: str,
-    frame_count: int,
-    fps: float,
-    max_frames: int,
-    framerate: int,
-    slice_framepos: int,
-    start_time: int | None,
-    end_time: int | None,
-) -> np.ndarray:
+def _indices_to_read(path: str, frame_count: int, fps: float, sampling: Sampling, start_time: int | None,
+                     end_time: int | None) -> np.ndarray:
     """:func:`sample_frame_indices` for one opened video; DataError when none falls in the segment."""
-    indices = sample_frame_indices(
-        frame_count,
-        fps,
-        max_frames,
-        framerate=framerate,
-        slice_framepos=slice_framepos,
-        start_time=start_time,
-        end_time=end_time,
-        video=path,
-    )
+    indices = sample_frame_indices(frame_count, fps, sampling, start_time, end_time, video=path)
     if len(indices) == 0:
         raise DataError(
             f"{path}: no frame in segment start_time={start_time}, end_time={end_time} "
@@ -209,52 +235,30 @@ def _indices_to_read(
     return indices
 
 
-def sampled_frame_count(
-    path: str | os.PathLike,
-    max_frames: int,
-    framerate: int = 1,
-    slice_framepos: int = 2,
-    start_time: int | None = None,
-    end_time: int | None = None,
-) -> int:
+def sampled_frame_count(path: str | os.PathLike, sampling: Sampling, start_time: int | None = None,
+                        end_time: int | None = None) -> int:
     """Number of frames :func:`read_video_frames` returns for this video, from its metadata only.
 
     Opens the container (frame count and rate) without decoding a frame. Raises the same
     :class:`DataError` as :func:`read_video_frames` for a missing or unreadable file or an empty
     segment; a file whose frames fail to decode is only caught by :func:`read_video_frames`.
     """
-    return len(sampled_frame_seconds(path, max_frames, framerate, slice_framepos, start_time, end_time))
+    return len(sampled_frame_seconds(path, sampling, start_time, end_time))
 
 
-def sampled_frame_seconds(
-    path: str | os.PathLike,
-    max_frames: int,
-    framerate: int = 1,
-    slice_framepos: int = 2,
-    start_time: int | None = None,
-    end_time: int | None = None,
-) -> np.ndarray:
+def sampled_frame_seconds(path: str | os.PathLike, sampling: Sampling, start_time: int | None = None,
+                          end_time: int | None = None) -> np.ndarray:
     """When, in seconds from the start of the file, each frame that :func:`read_video_frames` returns
     was shown (frame index / frame rate); from the metadata only, like :func:`sampled_frame_count`."""
     path = str(path)
     vr, frame_count, fps = _open_video(path)
     del vr
-    indices = _indices_to_read(
-        path, frame_count, fps, max_frames, framerate, slice_framepos, start_time, end_time
-    )
-    return indices / fps
+    return _indices_to_read(path, frame_count, fps, sampling, start_time, end_time) / fps
 
 
-def read_video_frames(
-    path: str | os.PathLike,
-    max_frames: int,
-    image_size: int,
-    framerate: int = 1,
-    slice_framepos: int = 2,
-    start_time: int | None = None,
-    end_time: int | None = None,
-) -> np.ndarray:
-    """Decode the frames the reference samples from one video.
+def read_video_frames(path: str | os.PathLike, sampling: Sampling, start_time: int | None = None,
+                      end_time: int | None = None) -> np.ndarray:
+    """Decode the frames the reference samples from one video (or its segment, in whole seconds).
 
     Returns uint8 (n, 3, image_size, image_size) with ``1 <= n <= max_frames``.
     Raises :class:`DataError` naming ``path`` when the file is missing, cannot be decoded, or
@@ -262,9 +266,7 @@ def read_video_frames(
     """
     path = str(path)
     vr, frame_count, fps = _open_video(path)
-    indices = _indices_to_read(
-        path, frame_count, fps, max_frames, framerate, slice_framepos, start_time, end_time
-    )
+    indices = _indices_to_read(path, frame_count, fps, sampling, start_time, end_time)
     try:
         batch = _to_numpy(vr.get_batch(indices.tolist()))
         decord_error = None
@@ -278,10 +280,16 @@ def read_video_frames(
         reason = _short(decord_error) if decord_error is not None else f"frames of shape {batch.shape}"
         log.debug("decord could not decode %s (%s); decoding with PyAV", path, reason)
         batch = _decode_with_pyav(path, indices, reason)
-    out = np.empty((len(indices), 3, image_size, image_size), dtype=np.uint8)
+    out = np.empty((len(indices), 3, sampling.image_size, sampling.image_size), dtype=np.uint8)
     for i, frame in enumerate(batch):
-        out[i] = resize_center_crop(frame, image_size)
+        out[i] = resize_center_crop(frame, sampling.image_size)
     return out
+
+
+def read_padded_frames(path: str | os.PathLike, sampling: Sampling, start_time: int | None = None,
+                       end_time: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_video_frames` padded to max_frames (:func:`pad_frames`): what a frame source holds."""
+    return pad_frames(read_video_frames(path, sampling, start_time, end_time), sampling.max_frames)
 
 
 def _decode_with_pyav(path: str, indices: np.ndarray, decord_reason: str) -> np.ndarray:

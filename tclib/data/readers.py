@@ -70,9 +70,8 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from tclib.data.msrvtt import read_csv_captions, read_json_captions, read_msrvtt
-from tclib.data.files import read_json
 from tclib.errors import DataError
+from tclib.files import read_json
 
 __all__ = [
     "COLUMNS",
@@ -226,6 +225,82 @@ def _nonempty_text(value: Any, where: str) -> str:
     return value
 
 
+def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"annotation file not found: {path}")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot parse csv {path}: {exc}") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{path} has no column {missing[0]!r} (columns: {list(df.columns)})")
+    return df
+
+
+def _check_captions(df: pd.DataFrame, path: Path, text_col: str, id_col: str | None = None) -> None:
+    """Raise DataError on the first empty or whitespace-only caption."""
+    empty = df[text_col].astype(str).str.strip() == ""
+    if empty.any():
+        row = df[empty].iloc[0]
+        where = f" (sen_id {row[id_col]})" if id_col is not None and id_col in row else ""
+        raise DataError(f"empty caption for {row['video_id']}{where} in {path}")
+
+
+def _csv_captions(path: Path) -> pd.DataFrame:
+    """(video_id, caption) rows of an evaluation csv with columns video_id and sentence (MSR-VTT's
+    JSFusion test file, VATEX's split files)."""
+    raw = _read_csv(path, ["video_id", "sentence"])
+    raw["video_id"] = raw["video_id"].str.strip()
+    if (raw["video_id"] == "").any():
+        line = int((raw["video_id"] == "").to_numpy().nonzero()[0][0]) + 2
+        raise DataError(f"empty video_id on line {line} of {path}")
+    _check_captions(raw, path, "sentence")
+    return pd.DataFrame({"video_id": raw["video_id"], "caption": raw["sentence"]})
+
+
+def _json_captions(json_path: Path, csv_path: Path, expand_sentences: bool = True) -> pd.DataFrame:
+    """(video_id, caption) rows: the ``sentences`` of an MSR-VTT-style json (MSRVTT_data.json,
+    VATEX_data.json) whose video is listed in a split csv, in json order; with
+    ``expand_sentences=False`` one row per video with its first caption."""
+    ids = _read_csv(csv_path, ["video_id"])["video_id"].str.strip()
+    ids = ids[ids != ""]
+    data = _load_json(json_path)
+    if not isinstance(data, dict):
+        raise DataError(f"{json_path} must hold a JSON object, found {type(data).__name__}")
+    if "sentences" not in data:
+        raise DataError(f"{json_path.name} has no 'sentences' ({json_path})")
+    sentences = data["sentences"]
+    if not isinstance(sentences, list) or not all(isinstance(s, dict) for s in sentences):
+        raise DataError(f"'sentences' in {json_path} must be a list of objects")
+    sent = pd.DataFrame(sentences)
+    for key in ("caption", "video_id"):
+        absent = sent[key].isna() if key in sent.columns else pd.Series(True, index=sent.index)
+        if absent.any():
+            raise DataError(f"sentence {int(absent.to_numpy().nonzero()[0][0])} of {json_path} has no {key!r}")
+    if "sen_id" not in sent.columns:
+        sent["sen_id"] = range(len(sent))
+    sent["video_id"] = sent["video_id"].astype(str)
+    sent["caption"] = sent["caption"].astype(str)
+
+    wanted = set(ids)
+    sent = sent[sent["video_id"].isin(wanted)]
+    _check_captions(sent, json_path, "caption", "sen_id")
+    have = set(sent["video_id"])
+    missing = [v for v in ids if v not in have]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DataError(
+            f"training video {missing[0]}{more} listed in {csv_path} has no sentence in {json_path}"
+        )
+    if expand_sentences:
+        return sent[["video_id", "caption"]]
+    first = sent.drop_duplicates("video_id", keep="first").set_index("video_id")["caption"]
+    unique_ids = list(dict.fromkeys(ids))
+    return pd.DataFrame({"video_id": unique_ids, "caption": [first[v] for v in unique_ids]})
+
+
 def _frame(rows: list[tuple[str, str | None, int | None, int | None]]) -> pd.DataFrame:
     """Rows (video_id, caption, start, end) as a DataFrame with nullable integer times."""
     df = pd.DataFrame(rows, columns=["video_id", "caption", "start", "end"], dtype=object)
@@ -376,7 +451,15 @@ class AnnotationReader(ABC):
 
 
 class MsrvttReader(AnnotationReader):
-    """MSR-VTT in the CLIP4Clip / TeachCLIP layout, read with :func:`tclib.data.read_msrvtt`."""
+    """MSR-VTT in the CLIP4Clip / TeachCLIP layout.
+
+    ``MSRVTT_data.json`` holds ``{"videos": [...], "sentences": [{"caption", "video_id", "sen_id"}]}``;
+    ``MSRVTT_train.9k.csv`` (7k: ``MSRVTT_train.7k.csv``) lists the training videos (column
+    ``video_id``) and ``MSRVTT_JSFUSION_test.csv`` the 1k-A test pairs (columns key, vid_key,
+    video_id, sentence). Training rows are the sentences of the json whose video is in the training
+    csv, in json order (one row per caption as CLIP4Clip's training loader unfolds them, or the
+    first caption per video with ``expand_sentences=False``); test rows are the rows of the test csv.
+    """
 
     name = "msrvtt"
     splits = ("train", "test")
@@ -394,17 +477,11 @@ class MsrvttReader(AnnotationReader):
         return next((key for tag, key in variants.items() if tag in csv_name), split)
 
     def _rows(self, root: Path, split: str, options: dict[str, Any]) -> pd.DataFrame:
-        csv_option = f"{split}_csv"
-        csv_path = _locate(root, options[csv_option]).resolve()  # absolute: read_msrvtt joins it to its root
-        # read_msrvtt finds MSRVTT_data.json (training sentences) in the folder it is given
-        ann_dir = _locate(root, "MSRVTT_data.json").parent if split == "train" else csv_path.parent
-        table = read_msrvtt(
-            ann_dir,
-            split,
-            **{csv_option: csv_path},
-            expand_sentences=bool(options["expand_sentences"]),
-            videos_dir=ann_dir,
-        )
+        csv_path = _locate(root, options[f"{split}_csv"])
+        if split == "train":
+            table = _json_captions(_locate(root, "MSRVTT_data.json"), csv_path, bool(options["expand_sentences"]))
+        else:
+            table = _csv_captions(csv_path)
         return _frame([(v, c, None, None) for v, c in zip(table["video_id"], table["caption"])])
 
 
@@ -432,9 +509,9 @@ class VatexReader(AnnotationReader):
         csv_path = _locate(root, options[f"{split}_csv"])
         if split == "train":
             json_path = _locate(root, options["data_json"])
-            table = read_json_captions(json_path, csv_path, bool(options["expand_sentences"]))
+            table = _json_captions(json_path, csv_path, bool(options["expand_sentences"]))
         else:
-            table = read_csv_captions(csv_path)
+            table = _csv_captions(csv_path)
         return _frame([(v, c, None, None) for v, c in zip(table["video_id"], table["caption"])])
 
 

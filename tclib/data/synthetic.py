@@ -35,17 +35,17 @@ import csv
 import io
 import json
 import logging
-import multiprocessing
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from tclib.data.pool import parallel_map
 from tclib.errors import DataError
-from tclib.files import atomic_path, write_text
-from tclib.progress import progress
+from tclib.files import atomic_path, read_json, write_text
 
 __all__ = [
     "BACKGROUNDS",
@@ -56,6 +56,7 @@ __all__ = [
     "all_concepts",
     "caption_for",
     "render_image_caption_pairs",
+    "relevance_table",
     "render_scene_frame",
     "write_synthetic_msrvtt",
 ]
@@ -479,19 +480,8 @@ def write_synthetic_msrvtt(
         "synthetic MSR-VTT at %s: %d videos, %d to write, %d already there",
         root, len(plans), len(todo), len(plans) - len(todo),
     )
-    bar = progress(total=len(todo), desc="write synthetic videos", unit="video", disable=not todo)
-    try:
-        if workers > 1 and len(todo) > 1:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(min(workers, len(todo))) as pool:
-                for _ in pool.imap_unordered(_write_one, todo):
-                    bar.update(1)
-        else:
-            for item in todo:
-                _write_one(item)
-                bar.update(1)
-    finally:
-        bar.close()
+    for _ in parallel_map(_write_one, todo, workers, "write synthetic videos", ordered=False):
+        pass
     _write_annotations(root, plans, n_train)
     return root
 
@@ -513,3 +503,22 @@ def render_image_caption_pairs(n: int, size: int = 64, seed: int = 0) -> tuple[n
         images[i] = render_scene_frame(concept, size, size / 2 + off[0], size / 2 + off[1], diameter)
         captions.append(caption_for(concept, int(rng.integers(len(CAPTION_TEMPLATES)))))
     return images, captions
+
+
+def relevance_table(root: str | os.PathLike) -> pd.DataFrame:
+    """The ground-truth caption -> relevant seconds table of a synthetic data set.
+
+    Columns video_id, caption, sen_id, relevant_seconds (list of int), duration (and scene).
+    """
+    path = Path(root) / "relevance.json"
+    data = read_json(path, "synthetic data file")
+    if not isinstance(data, list):
+        raise DataError(f"{path} must hold a JSON list, found {type(data).__name__}")
+    required = ["video_id", "caption", "sen_id", "relevant_seconds", "duration"]
+    for i, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise DataError(f"entry {i} of {path} is not an object")
+        for key in required:
+            if key not in row:
+                raise DataError(f"entry {i} of {path} has no {key!r}")
+    return pd.DataFrame(data, columns=required + [c for c in (data[0] if data else {}) if c not in required])

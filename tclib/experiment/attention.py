@@ -61,7 +61,7 @@ def attention_report(P: Params, data: Data, out_dir: Path | None = None) -> tupl
     out_dir = Path(out_dir or P.exp_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     test = test_set(P, data)
-    truth, kinds = ground_truth(P)
+    truth, kinds = ground_truth(P.data_root, data.cache.sampling)
     weights = frame_weights(P, data, test, resolve_device(P.device))
     keys = [(test.video_ids[v], c) for v, c in zip(test.caption_video, data.test.caption)]
     stats = correlation_table(weights, truth, kinds, keys)

@@ -19,8 +19,8 @@ import numpy as np
 import open_clip
 import pandas as pd
 
-from ..data import FrameCache, PairDataset, build_frame_cache, read_annotations, write_synthetic_msrvtt
-from ..data.cache import DecodedFrames
+from ..data import (DecodedFrames, FrameCache, PairDataset, Sampling, build_frame_cache, read_annotations,
+                    write_synthetic_msrvtt)
 from ..errors import ParamsError
 from ..evaluate import TestSet
 from ..models import Tokenizer
@@ -94,12 +94,10 @@ def data_of(P: Params, train: pd.DataFrame, test: pd.DataFrame, cache: FrameCach
 
 def frame_source(P: Params, videos: dict, frames_fp: str) -> FrameCache | DecodedFrames:
     """The frame cache of these videos (built here unless done), or decoding on the fly."""
-    sampling = dict(max_frames=P.max_frames, image_size=image_size_of(P.clip_model), framerate=P.framerate,
-                    slice_framepos=P.slice_framepos, workers=P.decode_workers)
     if P.frame_cache:
-        return build_frame_cache(videos, frames_dir(P, frames_fp), **sampling, storage=P.frame_cache_format,
-                                 jpeg_quality=P.jpeg_quality)
-    return DecodedFrames(videos, **sampling)
+        return build_frame_cache(videos, frames_dir(P, frames_fp), sampling_of(P), P.decode_workers,
+                                 storage=P.frame_cache_format, jpeg_quality=P.jpeg_quality)
+    return DecodedFrames(videos, sampling_of(P), P.decode_workers)
 
 
 def read_splits(P: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -121,6 +119,11 @@ def video_specs(*tables: pd.DataFrame) -> dict:
     for row in pd.concat(tables).itertuples(index=False):
         videos[row.clip_id] = row.video_path if pd.isna(row.start) else (row.video_path, int(row.start), int(row.end))
     return videos
+
+
+def sampling_of(P: Params) -> Sampling:
+    """The frames every model of the experiment sees: the params' sampling at the CLIP's image size."""
+    return Sampling(P.max_frames, image_size_of(P.clip_model), P.framerate, P.slice_framepos)
 
 
 def image_size_of(model_name: str) -> int:

@@ -24,7 +24,7 @@ from ..scoring import (CachedTeacherScores, OnlineTeacherScores, file_sha256, re
 from ..stages import Stage, StageInputs, file_identity, fingerprint
 from ..teaching import ContrastiveObjective
 from ..train import resolve_device, seed_everything, train
-from .data import MODEL_FORMAT, Data, image_size_of, train_dataset
+from .data import MODEL_FORMAT, Data, train_dataset
 from .training import TrainingInputs, training_inputs
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,7 @@ def teacher_cache_manifest(P: Params, data: Data, name: str, seed: int, dataset:
     model = teacher_stage(P, data, name, seed).directory / "run" / "model.pt"
     return {"teacher": name, "checkpoint_sha256": file_sha256(model),
             "clip_model": P.clip_model, "backbone": data.backbone_fingerprint,
-            "sampling": {"max_frames": P.max_frames, "framerate": P.framerate, "slice_framepos": P.slice_framepos,
-                         "image_size": image_size_of(P.clip_model)},
+            "sampling": data.cache.sampling.as_dict(),
             "max_words": P.max_words, "mask_padded_frames": P.mask_padded_frames,
             "teacher_options": P.teacher_options.get(name, {}), "dataset": P.dataset,
             "split": P.train_split, "captions_sha256": strings_sha256(dataset.captions),
