@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import TclibError
 from .experiment.data import prepared_data
-from .experiment.plan import stage_plan
+from .experiment.plan import found_stages, stage_plan
 from .params import Params, load_params
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,15 @@ class CleanReport:
         return sum(size for _, size in self.removed)
 
 
-def referenced(P: Params) -> set[Path] | None:
-    """The stage folders the run of `P` reads or writes, or None when its data is not prepared."""
-    data = prepared_data(P)
-    return None if data is None else {path.resolve() for path in stage_plan(P, data).values()}
+def referenced(P: Params, adopt: bool = True) -> set[Path] | None:
+    """The stage folders the run of `P` reads or writes, or None when its data is not prepared. Folders
+    an earlier tclib made for these stages count (adopted into their place, or, without `adopt`, where
+    they lie)."""
+    data = prepared_data(P, adopt)
+    if data is None:
+        return None
+    found = [folder for folder in found_stages(P, data, adopt).values() if folder is not None]
+    return {path.resolve() for path in [*stage_plan(P, data).values(), *found]}
 
 
 def stage_folders(exp_dir: Path) -> list[Path]:
@@ -63,7 +68,7 @@ def clean(params_files: list[str | Path], dry_run: bool = False) -> CleanReport:
         if not exp_dir.is_dir():
             continue
         try:
-            folders = referenced(P)
+            folders = referenced(P, adopt=not dry_run)
         except TclibError as err:
             report.skipped.append(f"{exp_dir} ({path}): {err}")
             wanted[exp_dir] = None

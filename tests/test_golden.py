@@ -1,12 +1,116 @@
-"""The small demo against what it wrote before the code was reorganised: the same tables, byte for byte
-(tests/golden/small/ holds them), on the same machine."""
+"""The small demo against what it wrote before the code was reorganised (tests/golden/small/, recorded
+then on this machine): the same tables byte for byte, and a project made before it, copied to another
+folder, found done stage by stage.
+
+tests/golden/small/earlier/ holds the stage records of that earlier run of the small demo (the
+folders' records and manifests: what makes a stage done; the weights are not kept). Its stage
+folders are named by fingerprints of absolute paths, those of the folder it ran in then.
+"""
+
+import os
+import shutil
+from pathlib import Path
 
 import pytest
+from conftest import GOLDEN, new_project, small_demo
 
-from conftest import GOLDEN
+from tclib.clean import stage_folders
+from tclib.data.npyrows import NpyRows
+from tclib.experiment.data import prepare_data, prepared_data
+from tclib.experiment.plan import found_stages, stage_plan
+from tclib.files import read_json
+from tclib.params import load_params
+from tclib.stages import read_record
+
+EARLIER = GOLDEN / "small" / "earlier"
 
 
 @pytest.mark.parametrize("name", ["table.md", "attention_correlation.csv"])
 def test_the_small_demo_writes_the_recorded_results(demo_run, name):
     exp_dir, _ = demo_run
     assert (exp_dir / name).read_text() == (GOLDEN / "small" / name).read_text()
+
+
+def earlier_project(folder: Path, demo_run) -> Path:
+    """A project holding the small demo as the earlier run left it: its data set (the same files), its
+    stage records, and frame shards of the recorded shapes (what is in them is not looked at)."""
+    project = new_project(folder)
+    shutil.copytree(demo_run[0].parent.parent / "data", project / "data")
+    shutil.copytree(EARLIER, project / "results" / "small")
+    for manifest in (project / "results" / "small" / "frames").glob("*/manifest.json"):
+        params = read_json(manifest)["params"]
+        for shard in read_json(manifest)["shards"]:
+            size = params["image_size"]
+            NpyRows.create(manifest.parent / shard["frames"], (shard["count"], params["max_frames"], 3, size, size),
+                           "uint8")
+            NpyRows.create(manifest.parent / shard["mask"], (shard["count"], params["max_frames"]), "int64")
+    return project
+
+
+def in_project(project: Path, monkeypatch):
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("TCLIB_ROOT", str(project))
+    return load_params("params/demo.yaml", small_demo())
+
+
+def relative(folders: dict, exp_dir: Path) -> dict:
+    return {key: folder and str(folder.relative_to(exp_dir)) for key, folder in folders.items()}
+
+
+def earlier_folders() -> set[str]:
+    folders = {str(p.parent.relative_to(EARLIER)) for p in EARLIER.rglob("stage.json")}
+    folders |= {str(p.parent.relative_to(EARLIER)) for p in EARLIER.glob("frames/*/manifest.json")}
+    return folders | {str(p.parent.relative_to(EARLIER)) for p in EARLIER.glob("teachers/*/*/features/*/manifest.json")}
+
+
+def test_a_project_made_before_and_copied_elsewhere_is_found_done_stage_by_stage(demo_run, tmp_path, monkeypatch):
+    P = in_project(earlier_project(tmp_path / "copied", demo_run), monkeypatch)
+    exp_dir = P.exp_dir
+
+    # asked without adopting (as `tclib clean --dry-run` asks): every stage found, where it lies
+    data = prepared_data(P, adopt=False)
+    where = relative(found_stages(P, data, adopt=False), exp_dir)
+    assert set(where) == set(stage_plan(P, data)) and None not in where.values()
+    assert set(where.values()) == earlier_folders()
+
+    # a rerun finds every stage done: each earlier folder adopted under its new fingerprint
+    data = prepare_data(P)
+    found = relative(found_stages(P, data), exp_dir)
+    assert found == relative(stage_plan(P, data), exp_dir)
+    for key, folder in found.items():  # a folder whose fingerprint read no path keeps its name and record
+        if folder != where[key] and not key.startswith("teacher-features"):
+            record = read_record(exp_dir / folder)
+            assert record["format"] == 2 and record["info"]["adopted_from"] == Path(where[key]).name
+    assert found["backbone"] == where["backbone"] and found["frames"] != where["frames"]
+    # and the folders are those the same demo made from scratch, by this code, in another folder
+    _, made_here = demo_run
+    assert found == relative(stage_plan(made_here, prepare_data(made_here)), made_here.exp_dir)
+    assert {str(p.relative_to(exp_dir)) for p in stage_folders(exp_dir)} == set(found.values())  # no other
+
+
+def test_an_adopted_project_copied_again_reruns_nothing(demo_run, tmp_path, monkeypatch):
+    P = in_project(earlier_project(tmp_path / "first", demo_run), monkeypatch)
+    adopted = relative(found_stages(P, prepare_data(P)), P.exp_dir)
+    shutil.copytree(tmp_path / "first", tmp_path / "second")  # as `cp -r`: new modification times
+    os.utime(tmp_path / "second" / "data" / "videos" / "video0.mp4", (0, 0))
+    P = in_project(tmp_path / "second", monkeypatch)
+    data = prepare_data(P)
+    assert relative(found_stages(P, data), P.exp_dir) == adopted
+    assert relative(stage_plan(P, data), P.exp_dir) == adopted
+
+
+def test_clean_counts_the_folders_made_before_as_referenced(demo_run, tmp_path, monkeypatch):
+    import yaml
+
+    from tclib.clean import clean
+
+    project = earlier_project(tmp_path / "copied", demo_run)
+    P = in_project(project, monkeypatch)
+    params = project / "params" / "small.yaml"
+    params.write_text(yaml.safe_dump({**yaml.safe_load((project / "params" / "demo.yaml").read_text()), **small_demo()}))
+    before = {str(p.relative_to(P.exp_dir)) for p in stage_folders(P.exp_dir)}
+    assert before == earlier_folders()
+    assert clean([params], dry_run=True).removed == []
+    assert {str(p.relative_to(P.exp_dir)) for p in stage_folders(P.exp_dir)} == before  # a dry run renames nothing
+    report = clean([params])
+    assert report.removed == [] and len(report.kept) == len(before)  # adopted, every one kept

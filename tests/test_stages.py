@@ -2,12 +2,13 @@
 nothing finished is deleted, and `tclib clean`."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tclib.experiment.data import Data, backbone_fingerprint, frames_fingerprint, train_fingerprint
+from tclib.experiment.data import Data, Identities, backbone_fingerprint, frames_inputs, train_fingerprint
 from tclib.experiment.plan import stage_plan
 from tclib.experiment.training import SPEED_ONLY, TrainingInputs
 from tclib.params import Params
@@ -27,11 +28,10 @@ def plan(changes: dict | None = None, failed: tuple[str, ...] = ("video2",)) -> 
     made the way prepare_data makes them."""
     P = Params.from_mapping({**BASE, **(changes or {})})
     videos = {v: str(Path(P.data_root) / "videos" / f"{v}.mp4") for v in ["video0", "video1", "video2", "video3"]}
-    frames_fp = frames_fingerprint(P, videos)
+    frames_fp = frames_inputs(P, videos).fingerprint
     train = TRAIN[~TRAIN.clip_id.isin(failed)]
-    data = Data(train, train, None, "", frames_fp, train_fingerprint(frames_fp, train),
-                         backbone_fingerprint(P))
-    return stage_plan(P, data)
+    ids = Identities(frames_fp, train_fingerprint(frames_fp, train), backbone_fingerprint(P))
+    return stage_plan(P, Data(train, train, None, "", ids, ids))
 
 
 def changed(after: dict[str, Path], before: dict[str, Path] | None = None) -> set[str]:
@@ -176,3 +176,88 @@ def test_a_new_run_names_the_inputs_that_differ_from_the_nearest_finished_one(tm
     assert first.endswith(f"the finished run {Stage(base, {'seed': 1, 'lr': 1e-4, 'epochs': 5}).fingerprint} "
                           "(kept) differs in lr")
     assert second.endswith("differs in seed")
+
+
+# ----------------------------------------------------------------- identities that do not depend on where
+
+def write_videos(root: Path) -> Path:
+    for i, v in enumerate(["video0", "video1", "video2", "video3"]):
+        (root / "videos").mkdir(parents=True, exist_ok=True)
+        (root / "videos" / f"{v}.mp4").write_bytes(bytes([i]) * (1000 + i))
+    return root
+
+
+def names(changes: dict) -> dict[str, str]:
+    """The plan's folders relative to the experiment's folder."""
+    P = Params.from_mapping({**BASE, **changes})
+    return {key: str(folder.relative_to(P.exp_dir)) for key, folder in plan(changes).items()}
+
+
+def test_a_data_set_moved_or_copied_reruns_nothing_and_a_video_replaced_with_other_content_does(tmp_path):
+    import shutil
+
+    (tmp_path / "results" / "inv").mkdir(parents=True)
+    first = names({"data_root": str(write_videos(tmp_path / "a")), "results_dir": str(tmp_path / "results")})
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # a copy of the data set, elsewhere, with new times
+    shutil.move(tmp_path / "results", tmp_path / "moved")  # and the project's results moved
+    assert names({"data_root": str(tmp_path / "b"), "results_dir": str(tmp_path / "moved")}) == first
+    (tmp_path / "b" / "videos" / "video1.mp4").write_bytes(b"another video of the same length!"[:1001] * 31)
+    after = names({"data_root": str(tmp_path / "b"), "results_dir": str(tmp_path / "moved")})
+    assert {key for key in first if first[key] != after[key]} == stages("frames", *TEACHERS, *TRAINABLE_STUDENTS)
+
+
+def test_a_checkpoint_is_its_content_wherever_it_lies(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "xclip.bin").write_bytes(b"weights" * 100)
+    first = names({"teacher_checkpoints": {"xclip": str(tmp_path / "a" / "xclip.bin")}})
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "renamed.bin").write_bytes(b"weights" * 100)
+    assert names({"teacher_checkpoints": {"xclip": str(tmp_path / "b" / "renamed.bin")}}) == first
+    (tmp_path / "b" / "renamed.bin").write_bytes(b"Weights" * 100)
+    after = names({"teacher_checkpoints": {"xclip": str(tmp_path / "b" / "renamed.bin")}})
+    assert {k for k in first if first[k] != after[k]} == stages("teachers/xclip", "teacher-features/xclip", *TEACHCLIP)
+
+
+def test_a_file_identity_is_its_path_under_the_data_set_and_a_signature_of_its_content(tmp_path):
+    from tclib.files import SIGNATURE_BYTES, content_signature
+    from tclib.stages import file_identity
+
+    video = tmp_path / "data" / "videos" / "v.mp4"
+    video.parent.mkdir(parents=True)
+    video.write_bytes(bytes(range(256)) * (3 * SIGNATURE_BYTES // 256))
+    identity = file_identity(video, tmp_path / "data")
+    assert identity["path"] == "videos/v.mp4" and identity["size"] == 3 * SIGNATURE_BYTES
+    assert file_identity(tmp_path / "data" / "videos" / ".." / "videos" / "v.mp4", tmp_path / "data") == identity
+    assert file_identity(video, tmp_path / "elsewhere")["path"] == str(video)  # outside the data set: absolute
+    for where in (0, 3 * SIGNATURE_BYTES - 1):  # the head and the tail are read
+        changed = bytearray(video.read_bytes())
+        changed[where] ^= 1
+        other = tmp_path / f"changed{where}.mp4"
+        other.write_bytes(bytes(changed))
+        assert content_signature(other) != content_signature(video)
+    assert content_signature(tmp_path / "nothing.mp4") == {"missing": True}
+
+
+def test_an_earlier_folder_is_adopted_under_the_new_fingerprint(tmp_path):
+    base = tmp_path / "teachers" / "xclip"
+    earlier = {"teacher": "xclip", "checkpoint": {"path": "/old/place/xclip.bin", "size": 700, "mtime_ns": 1}}
+    old = Stage(base, earlier)  # written as the earlier code wrote its records: no "format"
+    old.directory.mkdir(parents=True)
+    (old.directory / "stage.json").write_text(json.dumps({"fingerprint": old.fingerprint, "inputs": old.inputs,
+                                                          "info": {"checkpoint": "/old/place/xclip.bin"}}))
+    (old.directory / "model.pt").write_text("weights")
+    new = {"teacher": "xclip", "checkpoint": {"size": 700, "sha256": "ab"}}
+    # in place: the earlier inputs are computed exactly
+    assert Stage(base, new, legacy=earlier).find(adopt=False) == old.directory
+    # after a move the path (and time) differ: matched by file name and size, not by other files
+    moved = {"teacher": "xclip", "checkpoint": {"path": "/new/place/xclip.bin", "size": 700, "mtime_ns": 2}}
+    assert Stage(base, new, legacy=moved).find(adopt=False) == old.directory
+    for other in ({**moved["checkpoint"], "size": 701}, {**moved["checkpoint"], "path": "/new/place/other.bin"}):
+        assert Stage(base, new, legacy={"teacher": "xclip", "checkpoint": other}).find(adopt=False) is None
+    stage = Stage(base, new, legacy=moved)
+    assert stage.done() and not old.directory.exists()
+    assert (stage.directory / "model.pt").read_text() == "weights"  # renamed, nothing copied or lost
+    record = json.loads(stage.record.read_text())
+    assert record["inputs"] == new and record["format"] == 2
+    assert record["info"] == {"checkpoint": "/old/place/xclip.bin", "adopted_from": old.fingerprint}
+    assert Stage(base, new).done()  # found by its own fingerprint from now on

@@ -1,11 +1,17 @@
 """01 · The data stage: the synthetic set (demo), the annotations, the frame cache, the backbone (demo).
 
 `prepare_data` returns a `Data`: what every later stage reads (the annotation tables, the frame
-source, the CLIP weights to start from) and the fingerprints their inputs are made of:
+source, the CLIP weights to start from) and the `Identities` their inputs are made of:
 
     frames     the sampling and the video of every clip          results/<exp>/frames/<fingerprint>/
     train      the frames and the (video, caption) pairs that train (videos that failed left out)
     backbone   the CLIP weights every model starts from           results/<exp>/backbone/<fingerprint>/ (demo)
+
+Identities do not depend on where the project or the data lie: a video is its path relative to the
+data set's folder (`videos_dir`, else `data_root`) and its content signature, a checkpoint its content
+signature (tclib.stages.file_identity, tclib.files.content_signature). So a project or a data set
+moved, copied or mounted elsewhere reruns nothing, and a file replaced with other content reruns what
+read it. Folders made before this rule are found again through `Data.earlier` (tclib.experiment.legacy).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import open_clip
@@ -21,12 +27,15 @@ import pandas as pd
 
 from ..data import (DecodedFrames, FrameCache, PairDataset, Sampling, build_frame_cache, read_annotations,
                     write_synthetic_msrvtt)
+from ..data.framecache import cache_params
 from ..errors import ParamsError
 from ..evaluate import TestSet
+from ..files import content_signature
 from ..models import Tokenizer
 from ..params import Params
 from ..pretrain import pretrain_clip
-from ..stages import Stage, StageInputs, file_identity, fingerprint
+from ..stages import Stage, StageInputs, file_identity, fingerprint, legacy_file_identity, read_record
+from . import legacy
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +44,29 @@ log = logging.getLogger(__name__)
 MODEL_FORMAT = 2
 
 
+@dataclass(frozen=True)
+class Identities:
+    """What the later stages' inputs are made of: the fingerprints of the data and of the backbone, and
+    how a checkpoint file is identified."""
+
+    frames: str  # the sampling and the video of every clip (and the synthetic set's params)
+    train: str  # the frames, and the (video, caption) pairs actually used for training
+    backbone: str  # the CLIP weights every model starts from
+    checkpoint: Callable[[str], Any] = content_signature  # a checkpoint file's identity
+
+
 @dataclass
 class Data:
-    """What the later stages read: annotation tables, the frame cache, the backbone to start from,
-    and the identities that the stages' fingerprints are made of."""
+    """What the later stages read: annotation tables, the frame source, the backbone to start from,
+    and the identities of their inputs (`earlier`: the same under the rule of stage records made
+    before identities were location-independent, to find those folders)."""
 
     train: pd.DataFrame
     test: pd.DataFrame
     cache: FrameCache | DecodedFrames
     clip_pretrained: str  # the params' own value, or the pretrained demo backbone's file
-    frames_fingerprint: str  # sampling, video files and segments (and the synthetic set's params)
-    train_fingerprint: str  # the frames, and the (video, caption) pairs actually used for training
-    backbone_fingerprint: str  # the CLIP weights every model starts from
+    ids: Identities
+    earlier: Identities
 
 
 def prepare_data(P: Params) -> Data:
@@ -56,48 +76,49 @@ def prepare_data(P: Params) -> Data:
                                size=P.synthetic_frame_size, seed=P.synthetic_seed, workers=P.decode_workers)
     train, test = read_splits(P)
     videos = video_specs(train, test)
-    frames_fp = frames_fingerprint(P, videos)
-    cache = frame_source(P, videos, frames_fp)
+    stage = frames_stage(P, videos)
+    cache = frame_source(P, videos, stage)
     if cache.failed:
         log.warning("%d videos could not be decoded (see %s); their captions are left out",
-                    len(cache.failed), frames_dir(P, frames_fp) / "failures.csv")
-    return data_of(P, train, test, cache, frames_fp, pretrain_backbone(P))
+                    len(cache.failed), stage.directory / "failures.csv")
+    return data_of(P, train, test, cache, stage, videos, pretrain_backbone(P))
 
 
-def prepared_data(P: Params) -> Data | None:
-    """The Data of an experiment whose data stage has run, read without building or writing anything
-    (what `tclib clean` asks); None while its frame cache is not complete."""
+def prepared_data(P: Params, adopt: bool = True) -> Data | None:
+    """The Data of an experiment whose data stage has run, read without building anything (what
+    `tclib clean` asks; without `adopt`, a frame cache of an earlier tclib is read where it lies);
+    None while its frame cache is not complete."""
     train, test = read_splits(P)
     videos = video_specs(train, test)
-    frames_fp = frames_fingerprint(P, videos)
+    stage = frames_stage(P, videos)
     if P.frame_cache:
-        if not (frames_dir(P, frames_fp) / "manifest.json").is_file():
+        folder = stage.directory if stage.record.is_file() else earlier_frames(P, videos, stage, adopt)
+        if folder is None or not (folder / "manifest.json").is_file():
             return None
-        cache = FrameCache(frames_dir(P, frames_fp))
+        cache = FrameCache(folder)
         if not cache.complete:
             return None
     else:
-        cache = frame_source(P, videos, frames_fp)
+        cache = DecodedFrames(videos, sampling_of(P), P.decode_workers)
     clip_pretrained = str(backbone_stage(P).directory / "clip.pt") if P.pretrain_steps > 0 else P.clip_pretrained
-    return data_of(P, train, test, cache, frames_fp, clip_pretrained)
+    earlier = cache.cache_dir.name if P.frame_cache and cache.cache_dir != stage.directory else None
+    return data_of(P, train, test, cache, stage, videos, clip_pretrained, earlier)
 
 
-def data_of(P: Params, train: pd.DataFrame, test: pd.DataFrame, cache: FrameCache | DecodedFrames, frames_fp: str,
-            clip_pretrained: str) -> Data:
-    """The Data of the splits over a frame source: the captions of videos that failed to decode left out."""
+def data_of(P: Params, train: pd.DataFrame, test: pd.DataFrame, cache: FrameCache | DecodedFrames, stage: Stage,
+            videos: dict, clip_pretrained: str, earlier_frames_fp: str | None = None) -> Data:
+    """The Data of the splits over a frame source: the captions of videos that failed to decode left out.
+    The frames' earlier fingerprint: `earlier_frames_fp`, else the folder the cache was adopted from,
+    else the one the earlier rule gives here."""
     failed = set(cache.failed)
     train = train[~train.clip_id.isin(failed)].reset_index(drop=True)
     test = test[~test.clip_id.isin(failed)].reset_index(drop=True)
-    return Data(train, test, cache, clip_pretrained, frames_fp, train_fingerprint(frames_fp, train),
-                backbone_fingerprint(P))
-
-
-def frame_source(P: Params, videos: dict, frames_fp: str) -> FrameCache | DecodedFrames:
-    """The frame cache of these videos (built here unless done), or decoding on the fly."""
-    if P.frame_cache:
-        return build_frame_cache(videos, frames_dir(P, frames_fp), sampling_of(P), P.decode_workers,
-                                 storage=P.frame_cache_format, jpeg_quality=P.jpeg_quality)
-    return DecodedFrames(videos, sampling_of(P), P.decode_workers)
+    earlier_frames_fp = (earlier_frames_fp or read_record(stage.directory).get("info", {}).get("adopted_from")
+                         or legacy.frames_fingerprint(P, videos, image_size_of(P.clip_model)))
+    ids = Identities(stage.fingerprint, train_fingerprint(stage.fingerprint, train), backbone_fingerprint(P))
+    earlier = Identities(earlier_frames_fp, train_fingerprint(earlier_frames_fp, train),
+                         backbone_fingerprint(P, legacy_file_identity), legacy_file_identity)
+    return Data(train, test, cache, clip_pretrained, ids, earlier)
 
 
 def read_splits(P: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -137,26 +158,65 @@ def image_size_of(model_name: str) -> int:
 # ---------------------------------------------------------------------------------------- frames
 
 
-def frames_fingerprint(P: Params, videos: dict) -> str:
-    """What the frame cache holds: the sampling, every clip's resolved file and segment, for the
-    synthetic set the parameters that make its files (same names, other content), and for a JPEG
-    cache its quality (a raw cache's fingerprint is what it was before JPEG caches existed)."""
-    resolved = {clip: [str(Path(v if isinstance(v, str) else v[0]).resolve()), *([] if isinstance(v, str) else v[1:])]
-                for clip, v in videos.items()}
+@dataclass(frozen=True)
+class FramesInputs(StageInputs):
+    """What the frame cache holds: the sampling, every clip's video (its identity, and its segment), for
+    the synthetic set the parameters that make its files, and the storage."""
+
+    sampling: dict
+    videos: dict  # clip id -> {"path" (relative to the data set's folder), "size", "sha256"[, "segment"]}
+    synthetic: list | None = None
+    storage: str = "raw"
+    jpeg_quality: int | None = None  # a JPEG cache's
+
+
+def frames_inputs(P: Params, videos: dict) -> FramesInputs:
+    root = P.videos_dir or P.data_root
+    identities = {}
+    for clip, spec in videos.items():
+        path, segment = (spec, None) if isinstance(spec, str) else (spec[0], list(spec[1:]))
+        identities[clip] = {**file_identity(path, root), **({"segment": segment} if segment else {})}
     synthetic = P.values(["synthetic_train_videos", "synthetic_test_videos", "synthetic_frame_size",
                           "synthetic_seed"]) if P.synthetic else None
-    storage = [P.values(["frame_cache_format", "jpeg_quality"])] if P.frame_cache_format != "raw" else []
-    return fingerprint(P.values(["max_frames", "framerate", "slice_framepos"]), image_size_of(P.clip_model),
-                       resolved, synthetic, *storage)
+    jpeg = P.frame_cache_format == "jpeg"
+    return FramesInputs(sampling_of(P).as_dict(), identities, synthetic, P.frame_cache_format,
+                        P.jpeg_quality if jpeg else None)
+
+
+def frames_stage(P: Params, videos: dict) -> Stage:
+    return Stage(P.exp_dir / "frames", frames_inputs(P, videos))
+
+
+def frame_source(P: Params, videos: dict, stage: Stage) -> FrameCache | DecodedFrames:
+    """The frame cache of these videos (built here unless done), or decoding on the fly."""
+    if not P.frame_cache:
+        return DecodedFrames(videos, sampling_of(P), P.decode_workers)
+    if not stage.record.is_file():
+        earlier_frames(P, videos, stage, adopt=True)
+    stage.done()
+    cache = build_frame_cache(videos, stage.directory, sampling_of(P), P.decode_workers,
+                              storage=P.frame_cache_format, jpeg_quality=P.jpeg_quality)
+    if cache.complete and not stage.record.is_file():
+        stage.finish(videos=len(cache), failed=len(cache.failed))
+    return cache
+
+
+def earlier_frames(P: Params, videos: dict, stage: Stage, adopt: bool) -> Path | None:
+    """The frame cache of these videos that an earlier tclib made: adopted into the stage's folder (its
+    record naming it), or without `adopt` where it lies; None when there is none."""
+    params = cache_params(sampling_of(P), P.frame_cache_format, P.jpeg_quality)
+    earlier = legacy.earlier_frame_cache(P, videos, params, stage.base, image_size_of(P.clip_model))
+    if earlier is None or not adopt:
+        return earlier
+    legacy.adopt_frame_cache(earlier, stage.directory)
+    cache = FrameCache(stage.directory)
+    stage.finish(videos=len(cache), failed=len(cache.failed), adopted_from=earlier.name)
+    return stage.directory
 
 
 def train_fingerprint(frames_fp: str, train: pd.DataFrame) -> str:
     """The training data as the models see it: the frames and each (video, caption) pair, in order."""
     return fingerprint(frames_fp, list(zip(train.clip_id, train.caption)))
-
-
-def frames_dir(P: Params, frames_fp: str) -> Path:
-    return P.exp_dir / "frames" / frames_fp
 
 
 # -------------------------------------------------------------------------------------- backbone
@@ -177,28 +237,28 @@ class BackboneInputs(StageInputs):
     synthetic_seed: int
 
 
-def backbone_inputs(P: Params) -> BackboneInputs:
-    return BackboneInputs(MODEL_FORMAT, P.clip_model, clip_source(P), P.pretrain_steps, P.pretrain_batch_size,
-                          P.pretrain_lr, P.max_words, P.synthetic_frame_size, P.synthetic_seed)
+def backbone_inputs(P: Params, identify: Callable[[str], Any] = content_signature) -> BackboneInputs:
+    return BackboneInputs(MODEL_FORMAT, P.clip_model, clip_source(P, identify), P.pretrain_steps,
+                          P.pretrain_batch_size, P.pretrain_lr, P.max_words, P.synthetic_frame_size, P.synthetic_seed)
 
 
-def clip_source(P: Params) -> Any:
-    """The identity of clip_pretrained: a pretrained tag as it is, a local file by its identity."""
+def clip_source(P: Params, identify: Callable[[str], Any] = content_signature) -> Any:
+    """The identity of clip_pretrained: a pretrained tag as it is, a local file by `identify`."""
     pretrained = P.clip_pretrained
     if pretrained and (Path(pretrained).exists() or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}):
-        return file_identity(pretrained)
+        return identify(pretrained)
     return pretrained
 
 
 def backbone_stage(P: Params) -> Stage:
-    return Stage(P.exp_dir / "backbone", backbone_inputs(P))
+    return Stage(P.exp_dir / "backbone", backbone_inputs(P), legacy=backbone_inputs(P, legacy_file_identity))
 
 
-def backbone_fingerprint(P: Params) -> str:
+def backbone_fingerprint(P: Params, identify: Callable[[str], Any] = content_signature) -> str:
     """The CLIP weights every model starts from: the pretraining stage's, or the params' own."""
     if P.pretrain_steps > 0:
-        return backbone_inputs(P).fingerprint
-    return fingerprint(P.clip_model, clip_source(P))
+        return backbone_inputs(P, identify).fingerprint
+    return fingerprint(P.clip_model, clip_source(P, identify))
 
 
 def pretrain_backbone(P: Params) -> str:

@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..params import Params
-from .data import Data, backbone_stage, frames_dir
+from .data import Data, backbone_stage
 from .students import student_stage
-from .teachers import teacher_features_dir, teacher_stage
+from .teachers import find_teacher_features, teacher_features_dir, teacher_stage
 
 
 def stage_plan(P: Params, data: Data) -> dict[str, Path]:
     """{key: folder}: "frames", "backbone", "teachers/xclip/seed0", "teacher-features/xclip/seed0",
     "students/teachclip/seed0", ..."""
-    plan = {"frames": frames_dir(P, data.frames_fingerprint)}
+    plan = {"frames": P.exp_dir / "frames" / data.ids.frames}
     if P.pretrain_steps > 0:
         plan["backbone"] = backbone_stage(P).directory
     for name in P.teachers:
@@ -27,3 +27,22 @@ def stage_plan(P: Params, data: Data) -> dict[str, Path]:
             for seed in P.seeds:
                 plan[f"students/{run}/seed{seed}"] = student_stage(P, data, run, seed).directory
     return plan
+
+
+def found_stages(P: Params, data: Data, adopt: bool = True) -> dict[str, Path | None]:
+    """{key of stage_plan: the folder that holds the finished stage, or None}: what a rerun finds done.
+    A folder made before location-independent identities is adopted into its place (or, without
+    `adopt`, named where it lies)."""
+    found: dict[str, Path | None] = {"frames": getattr(data.cache, "cache_dir", None)}
+    if P.pretrain_steps > 0:
+        found["backbone"] = backbone_stage(P).find(adopt)
+    for key in stage_plan(P, data):
+        kind, name, seed = (key.split("/") + ["", ""])[:3]
+        seed = int(seed.removeprefix("seed")) if seed else None
+        if kind == "teachers":
+            found[key] = teacher_stage(P, data, name, seed).find(adopt)
+        elif kind == "teacher-features":
+            found[key] = find_teacher_features(P, data, name, seed, adopt)
+        elif kind == "students":
+            found[key] = student_stage(P, data, name, seed).find(adopt)
+    return found

@@ -21,9 +21,9 @@ from ..params import Params
 from ..stages import Stage, StageInputs
 from ..teaching import ContrastiveObjective, TeachingObjective
 from ..train import resolve_device, seed_everything, train
-from .data import MODEL_FORMAT, Data, train_dataset
+from .data import MODEL_FORMAT, Data, Identities, train_dataset
 from .runs import RunSpec, parse_run
-from .teachers import teacher_scores, teacher_stage
+from .teachers import earlier_teacher_fingerprint, teacher_scores, teacher_stage
 from .training import TrainingInputs, training_inputs
 
 log = logging.getLogger(__name__)
@@ -53,19 +53,19 @@ class StudentInputs(StageInputs):
     fine_method: str | None = None  # taught at the frame level
 
 
-def student_inputs(P: Params, data: Data, spec: RunSpec, seed: int) -> StudentInputs:
+def student_inputs(P: Params, ids: Identities, teachers: dict[str, str], spec: RunSpec, seed: int) -> StudentInputs:
+    """The inputs of a run for one seed, `teachers` the fingerprints of its teachers' stages."""
     trains = P.clip_lr_scale > 0 or spec.temporal != "meanP" or spec.afa
     used = ("contrastive", "coarse", "fine") if spec.fine else ("contrastive", "coarse")
     return StudentInputs(
-        format=MODEL_FORMAT, temporal=spec.temporal, afa=spec.afa, backbone=data.backbone_fingerprint,
+        format=MODEL_FORMAT, temporal=spec.temporal, afa=spec.afa, backbone=ids.backbone,
         temporal_layers=P.temporal_layers if spec.temporal == "seqTransf" else None,
         afa_temperature=P.afa_temperature if spec.afa else None,
         mask_padded_frames=P.mask_padded_frames if spec.afa else None,
-        seed=seed if trains else None, train_data=data.train_fingerprint if trains else None,
+        seed=seed if trains else None, train_data=ids.train if trains else None,
         max_words=P.max_words if trains else None,
         training=student_training(P, spec) if trains else None,
-        teachers={t: teacher_stage(P, data, t, seed).fingerprint for t in spec.teachers_of(P.teachers)}
-        if spec.coarse else None,
+        teachers=teachers if spec.coarse else None,
         teacher_mode=P.teacher_mode if spec.coarse else None,
         coarse_method=P.coarse_method if spec.coarse else None,
         loss_weights={k: v for k, v in P.loss_weights.items() if k in used} if spec.coarse else None,
@@ -77,7 +77,12 @@ def student_training(P: Params, spec: RunSpec) -> TrainingInputs:
 
 
 def student_stage(P: Params, data: Data, run: str, seed: int) -> Stage:
-    return Stage(P.exp_dir / "students" / run, student_inputs(P, data, parse_run(run), seed))
+    spec = parse_run(run)
+    names = spec.teachers_of(P.teachers)
+    teachers = {t: teacher_stage(P, data, t, seed).fingerprint for t in names}
+    earlier = {t: earlier_teacher_fingerprint(P, data, t, seed) for t in names}
+    return Stage(P.exp_dir / "students" / run, student_inputs(P, data.ids, teachers, spec, seed),
+                 legacy=student_inputs(P, data.earlier, earlier, spec, seed))
 
 
 def new_student(P: Params, data: Data, run: str) -> CLIP4Clip:

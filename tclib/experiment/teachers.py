@@ -8,6 +8,7 @@ its text and video features on the training set cached in the teacher's folder:
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,14 @@ from ..data import PairDataset
 from ..models import Teacher, build_teacher, load_checkpoint, load_clip
 from ..models.checkpoint import save_checkpoint
 from ..params import Params
-from ..scoring import (CachedTeacherScores, OnlineTeacherScores, file_sha256, read_teacher_features,
+from ..files import write_text
+from ..project import relative_to_root
+from ..scoring import (MANIFEST, CachedTeacherScores, OnlineTeacherScores, file_sha256, read_teacher_features,
                        strings_sha256, write_teacher_features)
-from ..stages import Stage, StageInputs, file_identity, fingerprint
+from ..stages import Stage, StageInputs, adopt_folder, fingerprint, read_record
 from ..teaching import ContrastiveObjective
 from ..train import resolve_device, seed_everything, train
-from .data import MODEL_FORMAT, Data, train_dataset
+from .data import MODEL_FORMAT, Data, Identities, train_dataset
 from .training import TrainingInputs, training_inputs
 
 log = logging.getLogger(__name__)
@@ -50,25 +53,61 @@ class TeacherInputs(StageInputs):
     training: TrainingInputs | None = None
 
 
-def teacher_inputs(P: Params, data: Data, name: str, seed: int) -> TeacherInputs:
-    common = dict(format=MODEL_FORMAT, teacher=name, backbone=data.backbone_fingerprint, max_words=P.max_words,
+def teacher_inputs(P: Params, ids: Identities, name: str, seed: int) -> TeacherInputs:
+    common = dict(format=MODEL_FORMAT, teacher=name, backbone=ids.backbone, max_words=P.max_words,
                   max_frames=P.max_frames, temporal_layers=P.temporal_layers,
                   mask_padded_frames=P.mask_padded_frames, options=P.teacher_options.get(name, {}))
     checkpoint = P.teacher_checkpoints.get(name, "")
     if checkpoint:
-        return TeacherInputs(**common, checkpoint=file_identity(checkpoint))
-    return TeacherInputs(**common, seed=seed, train_data=data.train_fingerprint,
+        return TeacherInputs(**common, checkpoint=ids.checkpoint(checkpoint))
+    return TeacherInputs(**common, seed=seed, train_data=ids.train,
                          training=training_inputs(P, P.teacher_epochs, P.teacher_lr))
 
 
 def teacher_stage(P: Params, data: Data, name: str, seed: int) -> Stage:
-    return Stage(P.exp_dir / "teachers" / name, teacher_inputs(P, data, name, seed))
+    return Stage(P.exp_dir / "teachers" / name, teacher_inputs(P, data.ids, name, seed),
+                 legacy=teacher_inputs(P, data.earlier, name, seed))
 
 
 def teacher_features_dir(P: Params, data: Data, name: str, seed: int) -> Path:
     """Where the teacher's feature cache of this training set lives, inside the teacher's folder."""
-    key = fingerprint(data.train_fingerprint, TEACHER_FEATURES_FORMAT)
-    return teacher_stage(P, data, name, seed).directory / "features" / key
+    return teacher_stage(P, data, name, seed).directory / "features" / features_key(data.ids)
+
+
+def features_key(ids: Identities) -> str:
+    return fingerprint(ids.train, TEACHER_FEATURES_FORMAT)
+
+
+def find_teacher_features(P: Params, data: Data, name: str, seed: int, adopt: bool = True) -> Path | None:
+    """The folder of the teacher's finished feature cache of this training set, or None: its own, or one
+    made before location-independent identities in the (found) teacher folder, adopted (its manifest
+    then names the backbone as it is identified now) or, without `adopt`, where it lies."""
+    teacher = teacher_stage(P, data, name, seed).find(adopt)
+    if teacher is None:
+        return None
+    own, earlier = (teacher / "features" / features_key(ids) for ids in (data.ids, data.earlier))
+    if (own / MANIFEST).is_file() or not (earlier / MANIFEST).is_file():
+        return own if (own / MANIFEST).is_file() else None
+    if not adopt:
+        return earlier
+    adopt_folder(earlier, own)
+    manifest = json.loads((own / MANIFEST).read_text())
+    if manifest.get("backbone") == data.earlier.backbone:
+        manifest["backbone"] = data.ids.backbone
+        write_text(own / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+    log.info("%s: found the feature cache %s (made before location-independent identities), now %s",
+             own.parent, earlier.name, own.name)
+    return own
+
+
+def earlier_teacher_fingerprint(P: Params, data: Data, name: str, seed: int) -> str:
+    """The teacher's fingerprint under the earlier rule, as the records of the students it taught name
+    it: the folder it was adopted from, or where it lies still, or (never made then) the computed one."""
+    stage = teacher_stage(P, data, name, seed)
+    found = stage.find(adopt=False)
+    if found is not None and found != stage.directory:
+        return found.name
+    return read_record(stage.directory).get("info", {}).get("adopted_from") or fingerprint(stage.legacy)
 
 
 def new_teacher(P: Params, data: Data, name: str) -> Teacher:
@@ -112,7 +151,7 @@ def make_teacher(P: Params, data: Data, name: str, seed: int, dataset: PairDatas
         config = training_inputs(P, P.teacher_epochs, P.teacher_lr).train_config(seed, P)
         teacher = train(teacher, dataset, ContrastiveObjective(P.beta), config, stage.directory / "run",
                         desc=f"{name} seed {seed}")
-    stage.finish(checkpoint=checkpoint or "trained here")
+    stage.finish(checkpoint=relative_to_root(checkpoint) if checkpoint else "trained here")
     return teacher
 
 
@@ -123,7 +162,7 @@ def teacher_cache_manifest(P: Params, data: Data, name: str, seed: int, dataset:
     """What a teacher feature cache must have been computed from, field by field."""
     model = teacher_stage(P, data, name, seed).directory / "run" / "model.pt"
     return {"teacher": name, "checkpoint_sha256": file_sha256(model),
-            "clip_model": P.clip_model, "backbone": data.backbone_fingerprint,
+            "clip_model": P.clip_model, "backbone": data.ids.backbone,
             "sampling": data.cache.sampling.as_dict(),
             "max_words": P.max_words, "mask_padded_frames": P.mask_padded_frames,
             "teacher_options": P.teacher_options.get(name, {}), "dataset": P.dataset,
@@ -136,7 +175,7 @@ def cache_teacher_features(P: Params, data: Data, name: str, seed: int, dataset:
     """The teacher's feature cache of the training set, written unless it is there already."""
     directory = teacher_features_dir(P, data, name, seed)
     manifest = teacher_cache_manifest(P, data, name, seed, dataset)
-    if (directory / "manifest.json").is_file():
+    if find_teacher_features(P, data, name, seed) is not None:
         read_teacher_features(directory, manifest)  # refuses a cache made for anything else
         return directory
     teacher = teacher or load_teacher(P, data, name, seed)
