@@ -19,7 +19,7 @@ logits by the same constant before these losses) is the caller's business.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Literal, Mapping, Optional, Sequence, Union, get_args
 
 import torch
 import torch.nn.functional as F
@@ -35,13 +35,16 @@ __all__ = [
     "total_loss",
 ]
 
-COARSE_METHODS = ("pear", "ce", "l1")
+CoarseMethod = Literal["pear", "ce", "l1"]
+COARSE_METHODS = get_args(CoarseMethod)
 """Coarse-grained teaching methods; ``"pear"`` is the reference default."""
 
-FINE_METHODS = ("ce", "pear", "l1")
+FineMethod = Literal["ce", "pear", "l1"]
+FINE_METHODS = get_args(FineMethod)
 """Fine-grained teaching methods; ``"ce"`` is the reference default."""
 
-LOSS_TERMS = ("contrastive", "coarse", "fine")
+LossTerm = Literal["contrastive", "coarse", "fine"]
+LOSS_TERMS = get_args(LossTerm)
 """Names of the terms of :func:`total_loss`, the keys of a weights dict."""
 
 TeacherInput = Union[torch.Tensor, Sequence[torch.Tensor]]

@@ -17,7 +17,7 @@ those, i.e. ties are counted in the query's favour (optimistic tie handling).
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -25,10 +25,8 @@ import torch
 __all__ = [
     "METRIC_KEYS",
     "dual_softmax",
-    "format_metrics",
     "query_ranks",
     "retrieval_metrics",
-    "text_to_video_metrics",
     "video_to_text_metrics",
 ]
 
@@ -97,8 +95,12 @@ def retrieval_metrics(sim: ArrayLike, gt: Optional[ArrayLike] = None) -> Dict[st
     """R@1/5/10/50 (percent), MdR, MnR and SumR of a similarity matrix.
 
     ``sim`` (queries x items) is a numpy array or torch tensor, higher = more similar;
-    ``gt[i]`` is the index of query ``i``'s correct item, by default the diagonal.
-    See the module docstring for the rank convention and tie handling.
+    ``gt[i]`` is the index of query ``i``'s correct item, by default the diagonal: text-to-video
+    metrics are those of a (captions x videos) matrix with ``gt`` each caption's video. With several
+    captions per video the reference ranks by a double argsort, which breaks ties by sort order, and
+    takes ``torch.median`` (the lower middle value for an even count); here ties are optimistic and
+    MdR is the usual median, so the two can differ on ties or by half a rank in MdR. See the module
+    docstring for the rank convention.
     """
     ranks = query_ranks(sim, gt)
     out = {f"R{k}": float(100.0 * np.mean(ranks < k)) for k in (1, 5, 10, 50)}
@@ -106,19 +108,6 @@ def retrieval_metrics(sim: ArrayLike, gt: Optional[ArrayLike] = None) -> Dict[st
     out["MnR"] = float(np.mean(ranks) + 1)
     out["SumR"] = out["R1"] + out["R5"] + out["R10"]
     return out
-
-
-def text_to_video_metrics(sim: ArrayLike, caption_video: ArrayLike) -> Dict[str, float]:
-    """Text-to-video metrics: each caption queries the videos.
-
-    ``sim`` is (captions x videos); ``caption_video[i]`` is the index of caption ``i``'s
-    video. With several captions per video the reference ranks by a double argsort,
-    which breaks ties by sort order, and takes ``torch.median`` (the lower middle value
-    for an even count); here ties are optimistic and MdR is the usual median, so the two
-    can differ on ties or by half a rank in MdR.
-    """
-    s = _as_sim(sim)
-    return retrieval_metrics(s, gt=caption_video)
 
 
 def _video_to_text_sim(sim: np.ndarray, caption_video: np.ndarray) -> np.ndarray:
@@ -173,15 +162,3 @@ def dual_softmax(sim: ArrayLike, axis: int) -> np.ndarray:
     weighted /= weighted.sum(axis=axis, keepdims=True)
     weighted *= s
     return weighted
-
-
-def format_metrics(metrics: Mapping[str, float]) -> str:
-    """One line such as ``R@1 46.8 | R@5 74.3 | R@10 82.6 | MdR 2.0 | MnR 13.2``."""
-    needed = ("R1", "R5", "R10", "MdR", "MnR")
-    missing = [k for k in needed if k not in metrics]
-    if missing:
-        raise ValueError(f"metrics lacks key(s) {missing}; expected {', '.join(needed)}")
-    return " | ".join(
-        [f"R@{k} {metrics[f'R{k}']:.1f}" for k in (1, 5, 10)]
-        + [f"MdR {metrics['MdR']:.1f}", f"MnR {metrics['MnR']:.1f}"]
-    )

@@ -35,7 +35,9 @@ from .experiment.data import Data, first_caption_per_video, test_set
 from .experiment.plan import stage_plan
 from .experiment.runs import TEACHER_NAMES
 from .experiment.teachers import load_teacher, teacher_features_dir
+from .errors import ParamsError
 from .params import Params, load_params
+from .preflight import teacher_problems
 from .plots import (Figure, attention_figure, rank_histogram_figure, similarity_figure, training_curves_figure,
                     video_frames_figure)
 from .progress import in_batch_run
@@ -49,12 +51,18 @@ KNOBS = ("seeds", "device", "plot_videos", "plot_video_ids")  # params keys a pa
 
 def notebook_params(params: str, namespace: Mapping[str, Any]) -> Params:
     """The params of a notebook: the file `params` with the knobs of `namespace` that are not None,
-    or, when papermill injected other params keys into `namespace`, those keys with the knobs."""
+    or, when papermill injected other params keys into `namespace`, those keys with the knobs. Its
+    teachers and their options are checked against the models too (tclib.preflight)."""
     knobs = {key: namespace[key] for key in KNOBS if namespace.get(key) is not None}
     injected = {key: namespace[key] for key in Params.field_names() if key in namespace and key not in KNOBS}
     if injected:
-        return Params.from_mapping({**injected, **knobs}, source="notebook parameters").resolved()
-    return load_params(params, knobs)
+        P = Params.from_mapping({**injected, **knobs}, source="notebook parameters").resolved()
+    else:
+        P = load_params(params, knobs)
+    problems = teacher_problems(P)
+    if problems:
+        raise ParamsError("\n".join(f"{params}: {line}" for line in problems))
+    return P
 
 
 def output_dir(P: Params) -> Path:

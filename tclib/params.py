@@ -12,20 +12,25 @@ ViT-B/32); `params/demo.yaml` overrides what the demo needs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping, get_args, get_origin, get_type_hints
 
+import torch
 import yaml
 
+from .data.framecache import Storage
 from .data.frames import sampling_problems
+from .data.readers import READERS
 from .errors import ParamsError
 from .experiment.runs import BASES, run_problems
+from .losses import CoarseMethod, FineMethod, LossTerm
 from .project import project_root, resolve_path
 
-TEACHER_MODES = ("cached", "online")
-FRAME_CACHE_FORMATS = ("raw", "jpeg")
+TeacherMode = Literal["cached", "online"]
+Precision = Literal["fp32", "bf16"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Params:
     # --- experiment -------------------------------------------------------------------------
     exp: str = "msrvtt-9k"  # name; results go to <results_dir>/<exp>/
     results_dir: str = "results"
-    seeds: list = field(default_factory=lambda: [42])  # one run per seed (table: mean ± std)
+    seeds: Annotated[list[int], "a non-empty list of integers"] = field(default_factory=lambda: [42])  # one run per seed (table: mean ± std)
     device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda", "cuda:1", ...
 
     # --- data ----------------------------------------------------------------------------------
@@ -44,9 +49,9 @@ class Params:
     videos_dir: str = ""  # where the videos are, when not under data_root
     train_split: str = "train"
     test_split: str = "test"
-    data_options: dict = field(default_factory=dict)  # reader options, e.g. {train_csv: MSRVTT_train.7k.csv}
+    data_options: dict[str, Any] = field(default_factory=dict)  # reader options, e.g. {train_csv: MSRVTT_train.7k.csv}
     frame_cache: bool = True  # decode every video once into results/<exp>/frames; false: decode on the fly
-    frame_cache_format: str = "raw"  # "raw" (uint8 arrays) or "jpeg" (each frame a JPEG: ~7x smaller, lossy)
+    frame_cache_format: Storage = "raw"  # "raw" (uint8 arrays) or "jpeg" (each frame a JPEG: ~7x smaller, lossy)
     jpeg_quality: int = 90  # JPEG quality of a "jpeg" frame cache
     synthetic: bool = False  # write the synthetic MSR-VTT-layout data set into data_root first
     synthetic_train_videos: int = 240
@@ -70,14 +75,14 @@ class Params:
     temporal_layers: int = 4  # seqTransf depth (reference cross_num_hidden_layers)
     afa_temperature: float = 0.1
     mask_padded_frames: bool = False  # false: padded frame slots share the softmaxes as in the reference
-    runs: list = field(default_factory=lambda: list(BASES))  # student variants; "teachclip:xclip+ts2net"
-    student_checkpoints: dict = field(default_factory=dict)  # run -> file: evaluate that student, don't train it
+    runs: Annotated[list[str], "a list of run names"] = field(default_factory=lambda: list(BASES))  # student variants; "teachclip:xclip+ts2net"
+    student_checkpoints: dict[str, str] = field(default_factory=dict)  # run -> file: evaluate that student, don't train it
 
     # --- teachers ------------------------------------------------------------------------------
-    teachers: list = field(default_factory=lambda: ["xclip", "ts2net"])  # prepared, evaluated, and teaching
-    teacher_checkpoints: dict = field(default_factory=dict)  # teacher name -> file; {} trains them
-    teacher_mode: str = "cached"  # cached: teacher features computed once; online: teachers run on every batch
-    teacher_options: dict = field(default_factory=dict)  # teacher -> constructor options, e.g. {ts2net: {token_shift: true}}
+    teachers: list[str] = field(default_factory=lambda: ["xclip", "ts2net"])  # prepared, evaluated, and teaching
+    teacher_checkpoints: dict[str, str] = field(default_factory=dict)  # teacher name -> file; {} trains them
+    teacher_mode: TeacherMode = "cached"  # cached: teacher features computed once; online: teachers run on every batch
+    teacher_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # teacher -> constructor options, e.g. {ts2net: {token_shift: true}}
     teacher_epochs: int = 5
     teacher_lr: float = 1e-4
 
@@ -91,19 +96,19 @@ class Params:
     warmup_proportion: float = 0.1
     grad_clip: float = 1.0
     beta: float = 1.0  # temperature dividing student and teacher logits during teaching
-    coarse_method: str = "pear"
-    fine_method: str = "ce"
-    loss_weights: dict = field(default_factory=dict)  # {} = reference weights for coarse_method
+    coarse_method: CoarseMethod = "pear"
+    fine_method: FineMethod = "ce"
+    loss_weights: dict[LossTerm, Annotated[float, "a number ≥ 0"]] = field(default_factory=dict)  # {} = reference weights for coarse_method
     num_workers: int = 0  # data loader worker processes
     gpus: int = 1  # > 1: students train over this many processes (torchrun), batch_size being the global batch
-    precision: str = "fp32"  # or "bf16": students train under bfloat16 autocast (teachers, evaluation: fp32)
+    precision: Annotated[Precision, "'fp32' or 'bf16'"] = "fp32"  # or "bf16": students train under bfloat16 autocast (teachers, evaluation: fp32)
     grad_accumulation: int = 1  # students: each batch in this many micro-batches, one optimizer step
 
     # --- evaluation and plots ------------------------------------------------------------------
     eval_batch_size: int = 64
     dsl: bool = False  # also rank with dual-softmax inference: extra rows and tables, labelled DSL, never the default numbers
     plot_videos: int = 4  # attention.png shows the first caption of this many test videos...
-    plot_video_ids: list = field(default_factory=list)  # ...or of these test videos, by id
+    plot_video_ids: Annotated[list[str], "a list of video ids (strings)"] = field(default_factory=list)  # ...or of these test videos, by id
 
     def __post_init__(self) -> None:
         check_values(self, source="<params>")
@@ -124,7 +129,7 @@ class Params:
                             f"known keys are listed in tclib/params.py")
         params = cls.__new__(cls)
         for name, f in fields.items():
-            value = _coerce(values[name], _field_type(f)) if name in values else _default(f)
+            value = _coerce(values[name], _base(field_types()[name])) if name in values else _default(f)
             object.__setattr__(params, name, value)
         problems += value_problems(params, source)
         if problems:
@@ -172,28 +177,74 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default
 
 
-def _field_type(f: dataclasses.Field) -> type:
-    return {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}[str(f.type)]
+@functools.cache
+def field_types() -> dict[str, Any]:
+    """Each field's annotation (Annotated descriptions kept): what validation reads the types from."""
+    return get_type_hints(Params, include_extras=True)
 
 
-def _coerce(value: Any, expected: type) -> Any:
+def _base(hint: Any) -> Any:
+    """The type under an Annotated description."""
+    return get_args(hint)[0] if get_origin(hint) is Annotated else hint
+
+
+def describe(hint: Any) -> str:
+    """How a problem names a type: its Annotated description, else its name or choices."""
+    if get_origin(hint) is Annotated:
+        return get_args(hint)[1]
+    if get_origin(hint) is Literal:
+        return f"one of {get_args(hint)}"
+    return getattr(get_origin(hint) or hint, "__name__", str(hint))
+
+
+def _coerce(value: Any, expected: Any) -> Any:
     """`value` as the field type where the schema allows it (an int where a float is expected, null as
     an empty string or mapping); anything else is returned as is, for the type check to report."""
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is str and value is None:
         return ""
-    if expected is dict and value is None:
+    if get_origin(expected) is dict and value is None:
         return {}
     return value
 
 
-def _is_a(value: Any, expected: type) -> bool:
-    if expected in (int, float) and isinstance(value, bool):
+def _is_a(value: Any, hint: Any) -> bool:
+    """Whether `value` has the type `hint` (lists and mappings element by element, Literal by its choices)."""
+    hint = _base(hint)
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return any(value == choice and type(value) is type(choice) for choice in args)
+    if origin is list:
+        return isinstance(value, list) and all(_is_a(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_is_a(k, args[0]) and _is_a(v, args[1]) for k, v in value.items())
+    if hint in (int, float) and isinstance(value, bool):
         return False
-    if expected is float:
+    if hint is float:
         return isinstance(value, (int, float))
-    return isinstance(value, expected)
+    return isinstance(value, hint)
+
+
+def type_problem(value: Any, hint: Any) -> str | None:
+    """What is wrong with the type of `value` under `hint` ("must be ..., got ..."), or None."""
+    base = _base(hint)
+    origin, args = get_origin(base), get_args(base)
+    if _is_a(value, hint):
+        return None
+    if origin is dict and isinstance(value, dict):
+        for key, entry in value.items():
+            if not _is_a(key, args[0]):
+                choices = get_args(args[0])
+                named = f"{', '.join(map(repr, choices[:-1]))} and {choices[-1]!r}" if choices else describe(args[0])
+                return f"may only set {named}, got {value!r}"
+            if not _is_a(entry, args[1]):
+                return f"{key} must be {describe(args[1])}, got {entry!r}"
+    if origin is Literal or (origin is list and isinstance(value, list)):
+        return f"must be {describe(hint)}, got {value!r}"
+    return f"must be {describe(hint)}, got {type(value).__name__} {value!r}"
 
 
 # Lower bounds of the numeric keys: AT_LEAST inclusive (≥: counts, sizes, scales), ABOVE exclusive (>).
@@ -207,7 +258,6 @@ AT_LEAST: dict[str, float] = {
 }
 ABOVE: dict[str, float] = {"pretrain_lr": 0, "afa_temperature": 0, "teacher_lr": 0, "lr": 0, "beta": 0}
 SEED_LIMIT = 2**32  # numpy's seeds are 0 <= seed < 2**32
-LOSS_WEIGHT_NAMES = ("contrastive", "coarse", "fine")
 _UNSET = object()
 
 
@@ -219,21 +269,18 @@ def check_values(params: Params, source: str) -> None:
 
 
 def value_problems(params: Params, source: str) -> list[str]:
-    """Every problem of `params`, one line each, naming `source` and the key: wrong types, then ranges,
-    allowed choices, and the agreement of teachers, runs and the checkpoints and options they name.
-    A check that reads a key of the wrong type is left out (that key's type is the problem reported)."""
-    from .data.readers import READERS
-    from .losses import COARSE_METHODS, FINE_METHODS
-    from .models.teachers import TEACHERS
-
+    """Every problem of `params`, one line each, naming `source` and the key: wrong types (read from the
+    fields' annotations: element types, choices), then ranges and the agreement of runs, teachers and
+    the checkpoints and options they name. A check that reads a key of the wrong type is left out (that
+    key's type is the problem reported). Whether `teachers` and `teacher_options` name teachers and
+    options the models have is a check of the models' (tclib.preflight)."""
     problems: list[str] = []
     wrong_type: set[str] = set()
-    for f in dataclasses.fields(params):
-        value, expected = getattr(params, f.name), _field_type(f)
-        if not _is_a(value, expected):
-            problems.append(f"{source}: params key {f.name!r} must be {expected.__name__}, "
-                            f"got {type(value).__name__} {value!r}")
-            wrong_type.add(f.name)
+    for name, hint in field_types().items():
+        why = type_problem(getattr(params, name), hint)
+        if why:
+            problems.append(f"{source}: params key {name!r} {why}")
+            wrong_type.add(name)
 
     def typed(*keys: str) -> bool:
         return not wrong_type.intersection(keys)
@@ -245,8 +292,8 @@ def value_problems(params: Params, source: str) -> list[str]:
     if typed("exp") and (not params.exp or "/" in params.exp or params.exp in (".", "..")):
         bad("exp", "must name a folder under results_dir (not empty, no '/')")
     if typed("seeds"):
-        if not params.seeds or not all(_is_a(s, int) for s in params.seeds):
-            bad("seeds", "must be a non-empty list of integers")
+        if not params.seeds:
+            bad("seeds", f"must be {describe(field_types()['seeds'])}")
         elif not all(0 <= s < SEED_LIMIT for s in params.seeds):
             bad("seeds", "must each be ≥ 0 and < 2**32")
         elif len(set(params.seeds)) != len(params.seeds):
@@ -274,8 +321,6 @@ def value_problems(params: Params, source: str) -> list[str]:
                 bad("data_options", f"{option} must be {type(defaults[option]).__name__}", value)
     if typed("synthetic_frame_size") and params.synthetic_frame_size % 2:
         bad("synthetic_frame_size", "must be even (H.264 yuv420p)")
-    if typed("frame_cache_format") and params.frame_cache_format not in FRAME_CACHE_FORMATS:
-        bad("frame_cache_format", f"must be one of {FRAME_CACHE_FORMATS}")
     if typed("jpeg_quality") and not 1 <= params.jpeg_quality <= 100:
         bad("jpeg_quality", "must be in 1..100")
     if typed("slice_framepos") and (why := sampling_problems(slice_framepos=params.slice_framepos)):
@@ -287,8 +332,6 @@ def value_problems(params: Params, source: str) -> list[str]:
     for key, low in ABOVE.items():
         if typed(key) and not _in_range(getattr(params, key), low, inclusive=False):
             bad(key, f"must be {'a finite number ' if _is_nonfinite(getattr(params, key)) else ''}> {low:g}")
-    if typed("precision") and params.precision not in ("fp32", "bf16"):
-        bad("precision", "must be 'fp32' or 'bf16'")
     if (typed("grad_accumulation", "batch_size", "gpus") and params.gpus >= 1 and params.grad_accumulation >= 1
             and params.batch_size % (params.gpus * params.grad_accumulation)):
         bad("batch_size", f"must be a multiple of gpus × grad_accumulation ({params.gpus * params.grad_accumulation})"
@@ -300,10 +343,6 @@ def value_problems(params: Params, source: str) -> list[str]:
     if typed("warmup_proportion") and not 0 <= params.warmup_proportion < 1:
         bad("warmup_proportion", "must be ≥ 0 and < 1")
 
-    if typed("teachers"):
-        names = [t for t in params.teachers if isinstance(t, str)]
-        if len(names) != len(params.teachers) or any(t not in TEACHERS for t in names) or len(set(names)) != len(names):
-            bad("teachers", f"must name distinct teachers of {sorted(TEACHERS)}")
     if typed("runs"):
         problems.extend(_run_problems(params, source, teachers_typed=typed("teachers")))
     if typed("student_checkpoints", "runs"):
@@ -311,32 +350,15 @@ def value_problems(params: Params, source: str) -> list[str]:
     if typed("teacher_checkpoints", "teachers"):
         _check_files(params, "teacher_checkpoints", "teachers", bad)
     if typed("teacher_options", "teachers"):
-        for name, options in params.teacher_options.items():
+        for name in params.teacher_options:
             if name not in params.teachers:
                 bad("teacher_options", f"names teacher {name!r} that is not in teachers {params.teachers}")
-                continue
-            allowed = TEACHERS[name].options()
-            if not isinstance(options, dict) or set(options) - set(allowed):
-                bad("teacher_options", f"{name!r} takes a mapping of its options {sorted(allowed)}")
-                continue
-            for option, value in options.items():
-                if type(value) is not type(allowed[option]):
-                    bad("teacher_options", f"{name}.{option} must be {type(allowed[option]).__name__}")
-    if typed("plot_video_ids") and not all(isinstance(v, str) and v for v in params.plot_video_ids):
-        bad("plot_video_ids", "must be a list of video ids (strings)")
-    if typed("teacher_mode") and params.teacher_mode not in TEACHER_MODES:
-        bad("teacher_mode", f"must be one of {TEACHER_MODES}")
-
-    if typed("coarse_method") and params.coarse_method not in COARSE_METHODS:
-        bad("coarse_method", f"must be one of {COARSE_METHODS}")
-    if typed("fine_method") and params.fine_method not in FINE_METHODS:
-        bad("fine_method", f"must be one of {FINE_METHODS}")
+    if typed("plot_video_ids") and not all(params.plot_video_ids):
+        bad("plot_video_ids", f"must be {describe(field_types()['plot_video_ids'])}")
     if typed("loss_weights"):
-        if set(params.loss_weights) - set(LOSS_WEIGHT_NAMES):
-            bad("loss_weights", "may only set 'contrastive', 'coarse' and 'fine'")
         for name, weight in params.loss_weights.items():
-            if name in LOSS_WEIGHT_NAMES and not (_is_a(weight, float) and _in_range(weight, 0, inclusive=True)):
-                bad("loss_weights", f"{name} must be a number ≥ 0", weight)
+            if not _in_range(weight, 0, inclusive=True):
+                bad("loss_weights", f"{name} must be {describe(get_args(field_types()['loss_weights'])[1])}", weight)
     return problems
 
 
@@ -368,8 +390,6 @@ def _is_nonfinite(value: float) -> bool:
 def _is_device(device: str) -> bool:
     if device == "auto":
         return True
-    import torch
-
     try:
         torch.device(device)
     except (RuntimeError, ValueError):

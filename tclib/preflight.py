@@ -3,6 +3,8 @@
 `Params` checks the values themselves (types, ranges, choices). What needs the file system or the
 models is checked here, without downloading or writing anything:
 
+- teachers names teachers of the registry (tclib.models.teachers.TEACHERS), each once, and
+  teacher_options only options their constructors take, of their types;
 - clip_model is an open_clip model built as its CLIP class; clip_pretrained is "", a pretrained tag
   of it or an existing file; the activation agrees with the weights (OpenAI's need -quickgelu);
   max_words fits the text tower, and max_frames the seqTransf head of the students;
@@ -38,12 +40,36 @@ def check(params: Params, source: str = "<params>") -> None:
 def problems(params: Params, source: str = "<params>") -> list[str]:
     """Every problem of `params` that a stage would otherwise meet later, one line each: the cheap
     checks first (names, folders, files), then loading each checkpoint into its model."""
-    lines, clip_builds, clip_file = clip_problems(params)
-    lines += data_problems(params)
+    lines = teacher_problems(params)
+    clip_lines, clip_builds, clip_file = clip_problems(params)
+    lines += clip_lines + data_problems(params)
     lines += missing_files(params)
     if clip_builds:
         lines += checkpoint_problems(params, clip_file)
     return [f"{source}: {' '.join(line.splitlines())}" for line in lines]  # an error's text may span lines
+
+
+def teacher_problems(params: Params) -> list[str]:
+    """teachers: distinct names of the registry; teacher_options: options of their constructors, typed as
+    their defaults. Cheap: nothing is built (the notebooks run these with the params checks)."""
+    from .models.teachers import TEACHERS
+
+    lines = []
+    if any(t not in TEACHERS for t in params.teachers) or len(set(params.teachers)) != len(params.teachers):
+        lines.append(f"params key 'teachers' must name distinct teachers of {sorted(TEACHERS)}, got {params.teachers!r}")
+    for name, options in params.teacher_options.items():
+        if name not in TEACHERS:
+            continue
+        allowed = TEACHERS[name].options()
+        if set(options) - set(allowed):
+            lines.append(f"params key 'teacher_options' {name!r} takes a mapping of its options {sorted(allowed)}, "
+                         f"got {params.teacher_options!r}")
+            continue
+        for option, value in options.items():
+            if type(value) is not type(allowed[option]):
+                lines.append(f"params key 'teacher_options' {name}.{option} must be {type(allowed[option]).__name__}, "
+                             f"got {params.teacher_options!r}")
+    return lines
 
 
 def clip_problems(params: Params) -> tuple[list[str], bool, bool]:

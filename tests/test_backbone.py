@@ -11,8 +11,15 @@ from torch import nn
 
 from tclib.errors import CheckpointError, ParamsError
 from tclib.models import CLIP4Clip, TEACHERS, build_teacher, load_clip
-from tclib.models.backbone import uses_quick_gelu
 from tclib.models.checkpoint import save_checkpoint
+
+
+def uses_quick_gelu(model: torch.nn.Module) -> bool:
+    """True when every MLP activation in `model` is QuickGELU (and it has at least one)."""
+    from open_clip.transformer import QuickGELU
+
+    activations = [m.mlp.gelu for m in model.modules() if hasattr(m, "mlp") and hasattr(m.mlp, "gelu")]
+    return bool(activations) and all(isinstance(a, QuickGELU) for a in activations)
 
 @pytest.fixture(scope="module")
 def quickgelu_name(tmp_path_factory):

@@ -7,10 +7,8 @@ import torch
 from tclib.metrics import (
     METRIC_KEYS,
     dual_softmax,
-    format_metrics,
     query_ranks,
     retrieval_metrics,
-    text_to_video_metrics,
     video_to_text_metrics,
 )
 
@@ -89,8 +87,6 @@ def test_non_square_with_gt():
     assert m["R5"] == 100.0
     assert m["MdR"] == 3.0
     assert m["MnR"] == pytest.approx(8 / 3)
-    # text_to_video_metrics is the same computation
-    assert text_to_video_metrics(sim, [4, 0, 2]) == m
 
 
 def test_ties_count_in_favour_of_the_query():
@@ -145,7 +141,7 @@ def test_text_to_video_two_captions_per_video():
     # caption 0 gt 0: [*0.9, 0.1] -> 0;  caption 1 gt 1: [0.8, *0.4] -> 1
     # caption 2 gt 0: [*0.2, 0.7] -> 1;  caption 3 gt 1: [0.1, *0.2] -> 0
     # R@1 = 50 %; MdR = median(0, 0, 1, 1) + 1 = 1.5; MnR = 0.5 + 1 = 1.5
-    m = text_to_video_metrics(torch.tensor(SIM_CAPS), CAPTION_VIDEO)
+    m = retrieval_metrics(torch.tensor(SIM_CAPS), gt=CAPTION_VIDEO)
     assert m == {"R1": 50.0, "R5": 100.0, "R10": 100.0, "R50": 100.0, "MdR": 1.5, "MnR": 1.5, "SumR": 250.0}
 
 
@@ -158,13 +154,6 @@ def test_video_to_text_one_caption_per_video_is_transpose():
     s_v2t = np.empty((3, 3))
     s_v2t[:, caption_video] = sim.T
     assert video_to_text_metrics(sim, caption_video) == retrieval_metrics(s_v2t)
-
-
-def test_format_metrics():
-    m = {"R1": 46.8, "R5": 74.31, "R10": 82.6, "R50": 95.0, "MdR": 2.0, "MnR": 13.24}
-    assert format_metrics(m) == "R@1 46.8 | R@5 74.3 | R@10 82.6 | MdR 2.0 | MnR 13.2"
-    with pytest.raises(ValueError, match="MnR"):
-        format_metrics({"R1": 1.0, "R5": 1.0, "R10": 1.0, "MdR": 1.0})
 
 
 def test_input_validation():
@@ -189,7 +178,7 @@ def test_input_validation():
     with pytest.raises(ValueError, match="no caption"):
         video_to_text_metrics(SIM_CAPS, [0, 0, 0, 0])
     with pytest.raises(ValueError, match="out of range"):
-        text_to_video_metrics(SIM_CAPS, [0, 1, 2, 1])
+        retrieval_metrics(SIM_CAPS, gt=[0, 1, 2, 1])
 
 
 def test_dual_softmax_by_hand():
@@ -211,5 +200,5 @@ def test_dual_softmax_moves_a_hub_video():
     #   video 0 column softmax(5, 3) = (0.881, 0.119): caption 1 -> 3 * 0.119 = 0.358
     #   video 1 column softmax(0, 2.9) = (0.052, 0.948): caption 1 -> 2.9 * 0.948 = 2.749
     sim = np.array([[5.0, 0.0], [3.0, 2.9]])
-    assert text_to_video_metrics(sim, [0, 1])["R1"] == 50.0
-    assert text_to_video_metrics(dual_softmax(sim, axis=0), [0, 1])["R1"] == 100.0
+    assert retrieval_metrics(sim, gt=[0, 1])["R1"] == 50.0
+    assert retrieval_metrics(dual_softmax(sim, axis=0), gt=[0, 1])["R1"] == 100.0

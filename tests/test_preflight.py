@@ -44,6 +44,18 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.parametrize("text,key,why", [
+    ("teachers: [xclip, clip4clip]", "teachers", "must name distinct teachers of"),
+    ("teachers: [xclip, xclip]", "teachers", "must name distinct teachers of"),
+    ("teacher_options: {ts2net: {noise: true}}", "teacher_options",
+     r"'ts2net' takes a mapping of its options \['noisy_selection', 'token_shift'\]"),
+    ("teacher_options: {ts2net: {token_shift: 1}}", "teacher_options", "ts2net.token_shift must be bool"),
+])
+def test_teachers_and_their_options_are_those_of_the_models(tmp_path, text, key, why):
+    path, problems = preflight_of(tmp_path, TINY + f"data_root: {tmp_path}\n" + text + "\n")
+    assert re.match(rf"{re.escape(str(path))}: params key '{key}' {why}", problems[0]), problems
+
+
 def test_several_problems_give_one_line_each(in_tmp, xclip_state):
     state = dict(xclip_state)
     state["global_mat_weights"] = state.pop("global_mat_weight")  # a key the teacher does not have

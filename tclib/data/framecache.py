@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence, Union
+from typing import Any, Literal, Mapping, Protocol, Sequence, Union, get_args
 
 import numpy as np
 
@@ -44,10 +44,11 @@ from .rows import RowView, as_rows, is_int
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_JPEG_QUALITY", "DEFAULT_SHARD_SIZE", "FrameCache", "FrameSource", "STORAGES", "VideoSpec",
+__all__ = ["DEFAULT_JPEG_QUALITY", "DEFAULT_SHARD_SIZE", "FrameCache", "FrameSource", "STORAGES", "Storage", "VideoSpec",
            "cache_params"]
 
-STORAGES = ("raw", "jpeg")
+Storage = Literal["raw", "jpeg"]  # uint8 arrays, or each frame a JPEG (data/jpegrows.py)
+STORAGES = get_args(Storage)
 DEFAULT_JPEG_QUALITY = 90
 DEFAULT_SHARD_SIZE = 512
 MANIFEST_VERSION = 2

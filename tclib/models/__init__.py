@@ -3,7 +3,8 @@
 from .afa import AFA, masked_softmax
 from .backbone import Tokenizer, encode_frames, encode_text_tokens, load_clip
 from .checkpoint import load_checkpoint, save_checkpoint
-from .student import CLIP4Clip, RetrievalOutput, TemporalTransformer, masked_mean_pool
+from .outputs import RetrievalOutput
+from .student import CLIP4Clip, TemporalTransformer, masked_mean_pool
 from .teachers import TEACHERS, Teacher, XCLIP, build_teacher
 
 __all__ = [

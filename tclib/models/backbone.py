@@ -17,7 +17,6 @@ from pathlib import Path
 import open_clip
 import torch
 from open_clip.model import CLIP
-from open_clip.transformer import QuickGELU
 from torch import nn
 
 from ..data.frames import normalize_frames
@@ -130,12 +129,6 @@ def check_activation(model_name: str, pretrained: str, trained_with_quick_gelu: 
                           f"clip_model {model_name!r} is built with GELU{hint}")
     raise ParamsError(f"clip_pretrained {pretrained!r} holds weights trained with GELU, but clip_model "
                       f"{model_name!r} is built with QuickGELU; use the model name without -quickgelu")
-
-
-def uses_quick_gelu(model: nn.Module) -> bool:
-    """True when every MLP activation in `model` is QuickGELU (and it has at least one)."""
-    activations = [m.mlp.gelu for m in model.modules() if hasattr(m, "mlp") and hasattr(m.mlp, "gelu")]
-    return bool(activations) and all(isinstance(a, QuickGELU) for a in activations)
 
 
 def read_clip_state(path: str | Path) -> tuple[dict[str, torch.Tensor], bool]:

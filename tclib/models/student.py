@@ -16,7 +16,6 @@ as they are: `adapt_state_dict` maps their names (`frame_position_embeddings.*`,
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +26,7 @@ from torch import nn
 from ..distributed import gather_with_grad
 from .afa import AFA
 from .backbone import clip_width, encode_frames, encode_text_tokens
+from .outputs import RetrievalOutput
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,6 @@ def masked_mean_pool(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.to(frames.dtype).unsqueeze(-1)
     pooled = (frames * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
     return F.normalize(pooled, dim=-1)
-
-
-@dataclass
-class RetrievalOutput:
-    """In-batch (texts x videos) logits, and AFA's frame logits (B, F) when the model has AFA."""
-
-    logits: torch.Tensor
-    afa_logits: torch.Tensor | None = None
 
 
 # The reference code's names of the student's own layers -> ours.

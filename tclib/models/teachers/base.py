@@ -19,7 +19,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..student import RetrievalOutput
+from ..outputs import RetrievalOutput
 
 Features = dict[str, torch.Tensor]
 
