@@ -17,7 +17,7 @@ from .scoring import encode_texts, encode_videos
 @dataclass
 class TestSet:
     """A test split: tokens of every caption, the position of its video in video_ids, and where the
-    videos' frames are. `frames`/`mask` are a frame source (an array, a memmap or the frame cache's
+    videos' frames are. `frames`/`mask` are a frame source (an array or the frame cache's
     view) read a batch at a time; video j is its row rows[j] (all rows in order when rows is None)."""
 
     tokens: torch.Tensor  # (C, L)

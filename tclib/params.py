@@ -16,7 +16,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Mapping, get_args, get_type_hints
 
 import torch
 import yaml
@@ -28,6 +28,7 @@ from .errors import ParamsError
 from .experiment.runs import BASES, run_problems
 from .losses import CoarseMethod, FineMethod, LossTerm
 from .project import project_root, resolve_path
+from .typecheck import base, coerce, describe, type_problem
 
 TeacherMode = Literal["cached", "online"]
 Precision = Literal["fp32", "bf16"]
@@ -129,7 +130,7 @@ class Params:
                             f"known keys are listed in tclib/params.py")
         params = cls.__new__(cls)
         for name, f in fields.items():
-            value = _coerce(values[name], _base(field_types()[name])) if name in values else _default(f)
+            value = coerce(values[name], base(field_types()[name])) if name in values else _default(f)
             object.__setattr__(params, name, value)
         problems += value_problems(params, source)
         if problems:
@@ -183,70 +184,6 @@ def field_types() -> dict[str, Any]:
     return get_type_hints(Params, include_extras=True)
 
 
-def _base(hint: Any) -> Any:
-    """The type under an Annotated description."""
-    return get_args(hint)[0] if get_origin(hint) is Annotated else hint
-
-
-def describe(hint: Any) -> str:
-    """How a problem names a type: its Annotated description, else its name or choices."""
-    if get_origin(hint) is Annotated:
-        return get_args(hint)[1]
-    if get_origin(hint) is Literal:
-        return f"one of {get_args(hint)}"
-    return getattr(get_origin(hint) or hint, "__name__", str(hint))
-
-
-def _coerce(value: Any, expected: Any) -> Any:
-    """`value` as the field type where the schema allows it (an int where a float is expected, null as
-    an empty string or mapping); anything else is returned as is, for the type check to report."""
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if expected is str and value is None:
-        return ""
-    if get_origin(expected) is dict and value is None:
-        return {}
-    return value
-
-
-def _is_a(value: Any, hint: Any) -> bool:
-    """Whether `value` has the type `hint` (lists and mappings element by element, Literal by its choices)."""
-    hint = _base(hint)
-    origin, args = get_origin(hint), get_args(hint)
-    if hint is Any:
-        return True
-    if origin is Literal:
-        return any(value == choice and type(value) is type(choice) for choice in args)
-    if origin is list:
-        return isinstance(value, list) and all(_is_a(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(_is_a(k, args[0]) and _is_a(v, args[1]) for k, v in value.items())
-    if hint in (int, float) and isinstance(value, bool):
-        return False
-    if hint is float:
-        return isinstance(value, (int, float))
-    return isinstance(value, hint)
-
-
-def type_problem(value: Any, hint: Any) -> str | None:
-    """What is wrong with the type of `value` under `hint` ("must be ..., got ..."), or None."""
-    base = _base(hint)
-    origin, args = get_origin(base), get_args(base)
-    if _is_a(value, hint):
-        return None
-    if origin is dict and isinstance(value, dict):
-        for key, entry in value.items():
-            if not _is_a(key, args[0]):
-                choices = get_args(args[0])
-                named = f"{', '.join(map(repr, choices[:-1]))} and {choices[-1]!r}" if choices else describe(args[0])
-                return f"may only set {named}, got {value!r}"
-            if not _is_a(entry, args[1]):
-                return f"{key} must be {describe(args[1])}, got {entry!r}"
-    if origin is Literal or (origin is list and isinstance(value, list)):
-        return f"must be {describe(hint)}, got {value!r}"
-    return f"must be {describe(hint)}, got {type(value).__name__} {value!r}"
-
-
 # Lower bounds of the numeric keys: AT_LEAST inclusive (≥: counts, sizes, scales), ABOVE exclusive (>).
 AT_LEAST: dict[str, float] = {
     "synthetic_train_videos": 1, "synthetic_test_videos": 1, "synthetic_frame_size": 16, "synthetic_seed": 0,
@@ -274,21 +211,39 @@ def value_problems(params: Params, source: str) -> list[str]:
     the checkpoints and options they name. A check that reads a key of the wrong type is left out (that
     key's type is the problem reported). Whether `teachers` and `teacher_options` name teachers and
     options the models have is a check of the models' (tclib.preflight)."""
-    problems: list[str] = []
-    wrong_type: set[str] = set()
+    found = Problems(params, source)
     for name, hint in field_types().items():
-        why = type_problem(getattr(params, name), hint)
+        found.of_type(name, hint)
+    for check in (_experiment_problems, _data_problems, _range_problems, _teaching_problems):
+        check(found)
+    return found.lines
+
+
+class Problems:
+    """The problems found in one Params, a line each; a key whose type is wrong is not checked further."""
+
+    def __init__(self, params: Params, source: str) -> None:
+        self.params, self.source = params, source
+        self.lines: list[str] = []
+        self.wrong_type: set[str] = set()
+
+    def of_type(self, key: str, hint: Any) -> None:
+        why = type_problem(getattr(self.params, key), hint)
         if why:
-            problems.append(f"{source}: params key {name!r} {why}")
-            wrong_type.add(name)
+            self.lines.append(f"{self.source}: params key {key!r} {why}")
+            self.wrong_type.add(key)
 
-    def typed(*keys: str) -> bool:
-        return not wrong_type.intersection(keys)
+    def typed(self, *keys: str) -> bool:
+        return not self.wrong_type.intersection(keys)
 
-    def bad(key: str, why: str, value: Any = _UNSET) -> None:
-        value = getattr(params, key) if value is _UNSET else value
-        problems.append(f"{source}: params key {key!r} {why}, got {value!r}")
+    def bad(self, key: str, why: str, value: Any = _UNSET) -> None:
+        value = getattr(self.params, key) if value is _UNSET else value
+        self.lines.append(f"{self.source}: params key {key!r} {why}, got {value!r}")
 
+
+def _experiment_problems(found: Problems) -> None:
+    """exp names a folder; seeds are distinct numpy seeds; device is a torch device."""
+    params, typed, bad = found.params, found.typed, found.bad
     if typed("exp") and (not params.exp or "/" in params.exp or params.exp in (".", "..")):
         bad("exp", "must name a folder under results_dir (not empty, no '/')")
     if typed("seeds"):
@@ -301,6 +256,10 @@ def value_problems(params: Params, source: str) -> list[str]:
     if typed("device") and not _is_device(params.device):
         bad("device", "must be 'auto' or a torch device such as 'cpu', 'cuda' or 'cuda:1'")
 
+
+def _data_problems(found: Problems) -> None:
+    """dataset is a layout, its splits and options are its own; the frames are sampled and stored right."""
+    params, typed, bad = found.params, found.typed, found.bad
     if typed("dataset") and params.dataset not in READERS:
         bad("dataset", f"must be one of {sorted(READERS)}")
     if typed("dataset", "train_split", "test_split") and params.dataset in READERS:
@@ -326,6 +285,10 @@ def value_problems(params: Params, source: str) -> list[str]:
     if typed("slice_framepos") and (why := sampling_problems(slice_framepos=params.slice_framepos)):
         bad("slice_framepos", why["slice_framepos"])
 
+
+def _range_problems(found: Problems) -> None:
+    """Numbers in their ranges; the batch splits over the processes and micro-batches."""
+    params, typed, bad = found.params, found.typed, found.bad
     for key, low in AT_LEAST.items():
         if typed(key) and not _in_range(getattr(params, key), low, inclusive=True):
             bad(key, f"must be {'a finite number ' if _is_nonfinite(getattr(params, key)) else ''}≥ {low:g}")
@@ -343,8 +306,12 @@ def value_problems(params: Params, source: str) -> list[str]:
     if typed("warmup_proportion") and not 0 <= params.warmup_proportion < 1:
         bad("warmup_proportion", "must be ≥ 0 and < 1")
 
+
+def _teaching_problems(found: Problems) -> None:
+    """Runs, the teachers and checkpoints they name, the videos to plot, the loss weights."""
+    params, typed, bad = found.params, found.typed, found.bad
     if typed("runs"):
-        problems.extend(_run_problems(params, source, teachers_typed=typed("teachers")))
+        found.lines.extend(_run_problems(params, found.source, teachers_typed=typed("teachers")))
     if typed("student_checkpoints", "runs"):
         _check_files(params, "student_checkpoints", "runs", bad)
     if typed("teacher_checkpoints", "teachers"):
@@ -359,7 +326,6 @@ def value_problems(params: Params, source: str) -> list[str]:
         for name, weight in params.loss_weights.items():
             if not _in_range(weight, 0, inclusive=True):
                 bad("loss_weights", f"{name} must be {describe(get_args(field_types()['loss_weights'])[1])}", weight)
-    return problems
 
 
 def _run_problems(params: Params, source: str, teachers_typed: bool) -> list[str]:

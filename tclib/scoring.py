@@ -47,7 +47,7 @@ def encode_texts(encode, tokens: torch.Tensor, batch_size: int, device: torch.de
 @torch.no_grad()
 def encode_videos(encode, frames, mask, batch_size: int, device: torch.device, desc: str = "videos",
                   rows: np.ndarray | None = None):
-    """Apply `encode(frames, mask)` over uint8 frames (N, F, 3, H, W) (array, memmap or cache view)
+    """Apply `encode(frames, mask)` over uint8 frames (N, F, 3, H, W) (an array or a frame source's view)
     in batches: every row, or only `rows` in their order."""
     return _concat(list(iter_encoded_videos(encode, frames, mask, batch_size, device, desc, rows)))
 
@@ -66,7 +66,7 @@ def iter_encoded_videos(encode, frames, mask, batch_size: int, device: torch.dev
     rows = np.arange(len(frames)) if rows is None else np.asarray(rows)
     for start in progress(range(0, len(rows), batch_size), desc=desc, unit="batch", leave=False):
         chunk = rows[start:start + batch_size]
-        batch = torch.from_numpy(np.array(frames[chunk])).to(device)  # a copy when frames is a memmap
+        batch = torch.from_numpy(np.array(frames[chunk])).to(device)  # rows read from disk by a view
         batch_mask = torch.from_numpy(np.array(mask[chunk])).to(device)
         yield _cpu(encode(batch, batch_mask))
 

@@ -172,6 +172,23 @@ def training_step(model: nn.Module, batch: dict, loss_fn: LossFn, optimizer: tor
     return loss, parts
 
 
+def resume(last: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+           scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator, desc: str
+           ) -> tuple[int, list[float]]:
+    """The epoch to start from and the loss history: 0 and none, or the state of the last epoch's
+    checkpoint (`last`) restored into the model, optimizer, schedule and random generators."""
+    if not last.is_file():
+        return 0, []
+    state = read_checkpoint(last)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    log.info("%s: resuming after epoch %d from %s", desc, state["epoch"] + 1, last)
+    return state["epoch"] + 1, state.get("history", [])
+
+
 def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConfig, out_dir: str | Path,
           desc: str = "train") -> nn.Module:
     """Train `model` on `dataset`; checkpoints in `out_dir`; returns the trained model (on its device).
@@ -203,18 +220,7 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
         return model
     optimizer, scheduler = optimizer_and_schedule(groups, config, total_steps)
 
-    start_epoch, state = 0, {}
-    if last.is_file():
-        state = read_checkpoint(last)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch = state["epoch"] + 1
-        log.info("%s: resuming after epoch %d from %s", desc, start_epoch, last)
-
-    history = state.get("history", [])
+    start_epoch, history = resume(last, model, optimizer, scheduler, generator, desc)
     # over several processes: DDP averages the gradients (the objectives gather the embeddings)
     trained = model if processes == 1 else nn.parallel.DistributedDataParallel(
         model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None)

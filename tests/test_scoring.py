@@ -1,5 +1,6 @@
-"""Teacher scoring: the float16 memory-mapped cache gives the numbers of running the teacher on the
-batch, refuses a cache made for another run, and the cached and online scorers give the same losses."""
+"""Teacher scoring: the float16 feature cache (read a batch of rows at a time) gives the numbers of
+running the teacher on the batch, refuses a cache made for another run, and the cached and online
+scorers give the same losses."""
 
 import numpy as np
 import pytest

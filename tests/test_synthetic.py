@@ -20,7 +20,7 @@ from tclib.data import (
     write_synthetic_msrvtt,
 )
 from tclib.data.readers import COLUMNS
-from tclib.data.synthetic import BACKGROUNDS, COLORS, Concept, caption_for
+from tclib.data.scenes import BACKGROUNDS, COLORS, Concept, caption_for
 from tclib.errors import DataError
 
 

@@ -8,6 +8,7 @@ reader, builder), decoding on the fly, the decode-pool helper, the synthetic dat
     onthefly      DecodedFrames: the same frames, decoded when read
     pool          parallel_map: the worker processes of every decoding loop
     dataset       PairDataset: (caption, video) pairs over a frame source
+    scenes        what a synthetic video shows: concepts, captions, plans, frames
     synthetic     the synthetic MSR-VTT-layout data set with its ground truth
     check         `tclib data check`
 """
@@ -39,7 +40,8 @@ from tclib.data.readers import (
     get_reader,
     read_annotations,
 )
-from tclib.data.synthetic import relevance_table, render_image_caption_pairs, write_synthetic_msrvtt
+from tclib.data.scenes import render_image_caption_pairs
+from tclib.data.synthetic import relevance_table, write_synthetic_msrvtt
 
 __all__ = [
     "CLIP_MEAN",

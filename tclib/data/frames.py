@@ -128,54 +128,49 @@ def sample_frame_indices(
     if frame_count <= 0:
         raise DataError(f"{video}: video has no frames (frame count {frame_count})")
 
-    total_duration = (frame_count + fps_int - 1) // fps_int
-    start_sec, end_sec = 0, total_duration
-    if start_time is not None or end_time is not None:
-        valid = (
-            isinstance(start_time, (int, np.integer))
-            and isinstance(end_time, (int, np.integer))
-            and not isinstance(start_time, bool)
-            and not isinstance(end_time, bool)
-            and 0 <= start_time < end_time
-        )
-        if not valid:
-            raise DataError(
-                f"{video}: segment start/end must be integers with 0 <= start < end, "
-                f"got start_time={start_time!r}, end_time={end_time!r}"
-            )
-        start_sec, end_sec = int(start_time), min(int(end_time), total_duration)
-
-    if framerate > 0:
-        interval = fps_int // framerate
-    else:
-        interval = 1
-        framerate = fps_int
-    if interval == 0:
-        interval = 1
-    offsets = list(range(0, fps_int, interval))[:framerate]
-
+    start_sec, end_sec = _seconds(frame_count, fps_int, start_time, end_time, video)
+    offsets = _offsets(fps_int, framerate)
     indices: list[int] = []
-    stop = False
     for sec in range(start_sec, end_sec + 1):
-        base = int(sec * fps_int)
-        for offset in offsets:
-            idx = base + offset
-            if idx >= frame_count:  # the reference's read fails here and leaves both loops
-                stop = True
-                break
-            indices.append(idx)
-        if stop:
+        second = [sec * fps_int + offset for offset in offsets]
+        inside = [idx for idx in second if idx < frame_count]
+        indices += inside
+        if len(inside) < len(second):  # the reference's read fails past the end and leaves both loops
             break
+    return _keep(np.asarray(indices, dtype=np.int64), max_frames, slice_framepos)
 
-    out = np.asarray(indices, dtype=np.int64)
-    if max_frames < len(out):
-        if slice_framepos == 0:
-            out = out[:max_frames]
-        elif slice_framepos == 1:
-            out = out[-max_frames:]
-        else:
-            out = out[np.linspace(0, len(out) - 1, num=max_frames, dtype=int)]
-    return out
+
+def _seconds(frame_count: int, fps_int: int, start_time: int | None, end_time: int | None, video: str
+             ) -> tuple[int, int]:
+    """The first and last second the reference walks (inclusive): 0 .. ceil(frames / fps), or the segment
+    cut to that."""
+    total_duration = (frame_count + fps_int - 1) // fps_int
+    if start_time is None and end_time is None:
+        return 0, total_duration
+    if not (_is_int(start_time) and _is_int(end_time) and 0 <= start_time < end_time):
+        raise DataError(f"{video}: segment start/end must be integers with 0 <= start < end, "
+                        f"got start_time={start_time!r}, end_time={end_time!r}")
+    return int(start_time), min(int(end_time), total_duration)
+
+
+def _offsets(fps_int: int, framerate: int) -> list[int]:
+    """The frames taken within each second: `framerate` of them, fps // framerate apart (every frame when
+    framerate ≤ 0 or above the frame rate)."""
+    if framerate <= 0:
+        framerate = fps_int
+    interval = max(1, fps_int // framerate)
+    return list(range(0, fps_int, interval))[:framerate]
+
+
+def _keep(indices: np.ndarray, max_frames: int, slice_framepos: int) -> np.ndarray:
+    """At most max_frames of the sampled frames: the first, the last or evenly spaced (linspace, truncated)."""
+    if len(indices) <= max_frames:
+        return indices
+    if slice_framepos == 0:
+        return indices[:max_frames]
+    if slice_framepos == 1:
+        return indices[-max_frames:]
+    return indices[np.linspace(0, len(indices) - 1, num=max_frames, dtype=int)]
 
 
 def resize_center_crop(frame: np.ndarray, image_size: int) -> np.ndarray:

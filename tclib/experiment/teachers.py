@@ -32,7 +32,9 @@ from .training import TrainingInputs, training_inputs
 
 log = logging.getLogger(__name__)
 
-TEACHER_FEATURES_FORMAT = "float16 memmap, training videos only"  # the .npy layout's name (kept: it keys folders)
+# The feature cache's layout, by the name it had when written through memory maps (kept: it keys the folders
+# and is checked in every manifest; the .npy files are the same).
+TEACHER_FEATURES_FORMAT = "float16 memmap, training videos only"
 
 
 @dataclass(frozen=True)
