@@ -187,15 +187,20 @@ def notebook(name: str, title: str, parameters: str, setup: str, steps: list, me
             "nbformat": 4, "nbformat_minor": 5}
 
 
-def main() -> None:
-    out = Path(__file__).resolve().parent.parent / "notebooks"
-    out.mkdir(exist_ok=True)
+def notebook_texts() -> dict[str, str]:
+    """{file name: its text} of every notebook, as notebooks/ holds them."""
     books = {name: notebook(name, title, PARAMETERS + (f"\n{knobs}" if knobs else ""), SETUP, steps)
              for name, (title, knobs, steps) in NOTEBOOKS.items()}
     name, title, parameters, setup, steps = PAPER_TABLES
     books[name] = notebook(name, title, parameters, setup, steps, {"tclib": {"scope": "project"}})
-    for name, book in books.items():
-        (out / f"{name}.ipynb").write_text(json.dumps(book, indent=1) + "\n")
+    return {f"{name}.ipynb": json.dumps(book, indent=1) + "\n" for name, book in books.items()}
+
+
+def main() -> None:
+    out = Path(__file__).resolve().parent.parent / "notebooks"
+    out.mkdir(exist_ok=True)
+    for name, text in notebook_texts().items():
+        (out / name).write_text(text)
 
 
 if __name__ == "__main__":
