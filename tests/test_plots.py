@@ -49,7 +49,7 @@ def test_attention_panels_share_one_colour_scale_and_ignore_padded_slots():
     # 9.0 lies in a padded slot, so the shared maximum is the ground truth's 1.0
     assert all(h.get_clim() == (0.0, 1.0) for h in heatmaps)
     assert heatmaps[0].get_array().shape == (2, 3)  # two rows; the padded frame is not drawn
-    assert "seed 3" in fig._suptitle.get_text() and "caption" in fig._suptitle.get_text()
+    assert "seed 3" in fig.get_suptitle() and "caption" in fig.get_suptitle()
     assert matplotlib.get_backend() == backend
     import matplotlib.pyplot as plt
     assert plt.get_fignums() == []  # a plain Figure, not one registered with pyplot
