@@ -20,6 +20,10 @@ notebook, logs/).
 `tclib clean [params files]` removes the stage folders under results/ that none of the params
 files (default: params/*.yaml) refers to any more, and says how much space that frees.
 
+`tclib index OUT --videos DIR --params P` encodes a collection of videos (or moments) with a trained
+student; `tclib search OUT "query"` searches it; `tclib export bigfile` writes features in TeachCLIP's
+BigFile layout (tclib.search).
+
 `tclib data check <dataset> <root>` reads every split of a data set, compares its counts with the
 published ones and lists the video files that are missing or cannot be decoded (exit code 1 when
 there are any, 2 on a bad annotation file).
@@ -279,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-o", "--option", action="append", metavar="KEY=VALUE",
                        help="reader option, e.g. train_csv=MSRVTT_train.7k.csv (repeatable)")
     check.set_defaults(handler=data_check)
+
+    from .search.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 

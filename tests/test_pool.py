@@ -39,3 +39,9 @@ def test_the_processes_end_when_the_caller_stops_reading_or_a_task_fails():
     with pytest.raises(ValueError, match="three"):
         list(parallel_map(fail_on_three, list(range(6)), workers=2, desc="failing"))
     assert not multiprocessing.active_children()
+
+
+def test_a_window_gives_out_tasks_a_few_at_a_time_in_order():
+    results = parallel_map(square_in_child, list(range(20)), workers=2, desc="windowed", window=3)
+    assert [r for r, _ in results] == [x * x for x in range(20)]
+    assert not multiprocessing.active_children()

@@ -47,6 +47,7 @@ __all__ = [
     "sampled_frame_count",
     "sampled_frame_seconds",
     "sampling_problems",
+    "video_metadata",
 ]
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,14 @@ def _open_video(path: str):
     except Exception as exc:  # decord raises its own DECORDError / RuntimeError types
         raise DataError(f"cannot open video {path}: {_short(exc)}") from exc
     return vr, frame_count, fps
+
+
+def video_metadata(path: str | os.PathLike) -> tuple[int, float]:
+    """(frame count, average frame rate) of a video, from its container (no frame decoded); DataError
+    naming the file when it is missing or cannot be opened."""
+    vr, frame_count, fps = _open_video(str(path))
+    del vr
+    return frame_count, fps
 
 
 def _indices_to_read(path: str, frame_count: int, fps: float, sampling: Sampling, start_time: int | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections import deque
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from ..progress import progress
@@ -17,18 +18,23 @@ Result = TypeVar("Result")
 
 def parallel_map(function: Callable[[Task], Result], tasks: Sequence[Task], workers: int, desc: str,
                  frames_of: Callable[[Result], int] | None = None, ordered: bool = True,
-                 min_bar: int = 1) -> Iterator[Result]:
+                 min_bar: int = 1, window: int | None = None) -> Iterator[Result]:
     """`function(task)` for every task, in `workers` forked processes (here, when one worker or one task
     is enough), in the order of `tasks` (or as they finish, without `ordered`), with a progress bar in
     videos/s (and frames/s when `frames_of` counts a result's frames; no bar under `min_bar` tasks).
-    The processes end however the caller stops reading: at the end, on an error, on a break."""
+    With `window`, at most that many tasks are given out ahead of the caller (in order), so that the
+    results waiting for it are bounded whatever the number of tasks. The processes end however the
+    caller stops reading: at the end, on an error, on a break."""
     bar = progress(total=len(tasks), desc=desc, unit="video", disable=len(tasks) < min_bar)
     pool = None
     started, frames = time.monotonic(), 0
     try:
         if workers > 1 and len(tasks) > 1:
             pool = multiprocessing.get_context("fork").Pool(min(workers, len(tasks)))
-            results = (pool.imap if ordered else pool.imap_unordered)(function, tasks, chunksize=1)
+            if window is not None:
+                results = _windowed(pool, function, tasks, window)
+            else:
+                results = (pool.imap if ordered else pool.imap_unordered)(function, tasks, chunksize=1)
         else:
             results = map(function, tasks)
         for result in results:
@@ -42,3 +48,14 @@ def parallel_map(function: Callable[[Task], Result], tasks: Sequence[Task], work
         if pool is not None:
             pool.terminate()
             pool.join()
+
+
+def _windowed(pool, function: Callable[[Task], Result], tasks: Sequence[Task], window: int) -> Iterator[Result]:
+    """The results of `tasks` in order, at most `window` of them given out to the pool at a time."""
+    pending = deque()
+    for task in tasks:
+        pending.append(pool.apply_async(function, (task,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()

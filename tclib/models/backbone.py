@@ -188,6 +188,10 @@ class Tokenizer:
         self.sot = self._bpe.encoder["<start_of_text>"]
         self.eot = self._bpe.encoder["<end_of_text>"]
 
+    def truncated(self, text: str) -> bool:
+        """Whether `text` has more words (BPE tokens) than fit, so that its end is cut off."""
+        return len(self._bpe.encode(text)) > self.max_words - 2
+
     def __call__(self, texts: list[str]) -> torch.Tensor:
         out = torch.zeros(len(texts), self.max_words, dtype=torch.long)
         for row, text in enumerate(texts):

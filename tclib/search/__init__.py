@@ -1,0 +1,11 @@
+"""Searching a collection of videos or moments with a trained student: one vector per unit.
+
+    model       StudentSpec: a trained student of an experiment, how it samples frames and reads words
+    units       what is indexed: every video of a folder, a list or a params split, whole or cut into
+                moments (fixed segments, or the shots of a shot-boundary file)
+    store       the index folder: vectors (float16 shards), the units table, the manifest, failures
+    build       `tclib index`: encoding only what is new or changed, resumable, over several processes
+    vectors     the FAISS index: exact up to a size, IVF-PQ with exact re-ranking above it
+    query       Index(folder).search(queries, k): `tclib search`
+    bigfile     TeachCLIP's BigFile layout: `tclib export bigfile`, `tclib index --bigfile`
+"""

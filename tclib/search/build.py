@@ -1,0 +1,257 @@
+"""`tclib index`: every unit of a collection encoded into one vector by a trained student.
+
+Units are encoded in chunks of `shard_size`, each chunk's frames decoded in worker processes a few
+batches ahead of the model (memory holds a few batches of frames, whatever the collection's size), its
+vectors written as one shard named by the fingerprint of the model and of its units. So a rerun on the
+same sources encodes only the units that are new or whose file changed, an interrupted run resumes
+with the chunks it had finished (and ends with the same index as an uninterrupted run), and units whose
+file is gone are left out of the index (their shard stays: nothing encoded is deleted). Over several
+processes (`torchrun`, `--gpus N`) each encodes every N-th chunk; the first writes the tables, the
+manifest and the FAISS index when all are done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data import Sampling, read_padded_frames
+from ..data.pool import parallel_map
+from ..distributed import barrier, is_main, world
+from ..errors import DataError
+from ..lock import experiment_lock
+from ..progress import progress
+from ..stages import fingerprint
+from ..train import resolve_device
+from . import vectors
+from .model import StudentSpec, spec_from_record
+from .store import (FAISS, finished_shards, read_manifest, unit_identity, write_failures, write_manifest,
+                    write_shard, write_units)
+from .units import Collection, CollectionError
+
+log = logging.getLogger(__name__)
+
+SHARD_SIZE = 1024
+
+
+@dataclass
+class BuildReport:
+    """What a build did: units indexed (encoded now, found done), failed, skipped; how fast."""
+
+    out: Path
+    units: int = 0
+    encoded: int = 0
+    reused: int = 0
+    failed: int = 0
+    skipped: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    decode_seconds: float = 0.0  # waiting for decoded frames
+    model_seconds: float = 0.0  # in the model
+    index: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        rate = self.encoded / self.seconds if self.seconds else 0.0
+        frames = self.frames / self.seconds if self.seconds else 0.0
+        busy = self.decode_seconds + self.model_seconds or 1.0
+        return (f"{self.out}: {self.units} units indexed ({self.encoded} encoded now, {self.reused} found done), "
+                f"{self.failed} failed, {self.skipped} files skipped; {rate:.1f} videos/s, {frames:.0f} frames/s "
+                f"(decoding {100 * self.decode_seconds / busy:.0f}%, model {100 * self.model_seconds / busy:.0f}%)"
+                + (f"; {vectors.IndexChoice(**_choice_fields(self.index)).describe()}" if self.index else ""))
+
+
+def _choice_fields(record: dict) -> dict:
+    return {k: record[k] for k in ("kind", "nlist", "pq_bytes", "nprobe", "rerank")}
+
+
+def decode_unit(task: tuple[str, int | None, int | None, Sampling]) -> tuple[np.ndarray, np.ndarray] | str:
+    """A unit's frames padded to max_frames and their mask, or why it cannot be read."""
+    path, start, end, sampling = task
+    try:
+        return read_padded_frames(path, sampling, start, end)
+    except DataError as exc:
+        return str(exc)
+
+
+def build_index(out: str | Path, collection: Collection, spec: StudentSpec, batch_size: int = 64,
+                workers: int = 4, shard_size: int = SHARD_SIZE, device: str = "auto", kind: str = "auto",
+                source: dict | None = None, lock: bool = True) -> BuildReport:
+    """Encode `collection` with `spec`'s student into the index folder `out` (see tclib.search.store).
+    One run per folder (LockedError naming the holder); an index of another model is refused
+    (ModelMismatch naming the fields)."""
+    out = Path(out)
+    if lock and world()[1] == 1:
+        with experiment_lock(out):
+            return _build(out, collection, spec, batch_size, workers, shard_size, device, kind, source)
+    return _build(out, collection, spec, batch_size, workers, shard_size, device, kind, source)
+
+
+def _build(out: Path, collection: Collection, spec: StudentSpec, batch_size: int, workers: int, shard_size: int,
+           device: str, kind: str, source: dict | None) -> BuildReport:
+    manifest = read_manifest(out)
+    if manifest is not None:
+        spec_from_record(manifest["model"]).check_same(spec, str(out))
+    started = time.perf_counter()
+    report = BuildReport(out, skipped=len(collection.skipped))
+    identities = [unit_identity(u) for u in collection.units.itertuples(index=False)]
+    done, failed = _finished(out, spec.fingerprint)
+    pending = [i for i, ident in enumerate(identities) if ident not in done and ident not in failed]
+    chunks = [pending[i:i + shard_size] for i in range(0, len(pending), shard_size)]
+    rank, processes = world()
+    mine = chunks[rank::processes]
+    log.info("%s: %d units, %d to encode (%d chunks, %d here), %d found done", out, len(identities),
+             len(pending), len(chunks), len(mine), len(identities) - len(pending))
+    if mine:
+        _encode(out, collection, identities, mine, spec, batch_size, workers, resolve_device(device), report)
+    barrier()
+    report.seconds = time.perf_counter() - started
+    if is_main():
+        _finish(out, collection, identities, spec, kind, source, report)
+    barrier()
+    return report
+
+
+def _finished(out: Path, model: str) -> tuple[dict[str, tuple[str, int]], dict[str, str]]:
+    """{unit identity: (shard, row)} of every vector encoded in `out`, and {identity: why} of failures."""
+    done, failed = {}, {}
+    for shard, record in finished_shards(out, model):
+        for row, ident in enumerate(record["rows"]):
+            done.setdefault(ident, (shard, row))
+        for ident, reason in record["failed"].items():
+            failed.setdefault(ident, reason)
+    return done, failed
+
+
+def _encode(out: Path, collection: Collection, identities: list[str], chunks: list[list[int]], spec: StudentSpec,
+            batch_size: int, workers: int, device: torch.device, report: BuildReport) -> None:
+    student = spec.load().to(device)
+    bar = progress(total=sum(map(len, chunks)), desc=f"index {out.name}", unit="video")
+    try:
+        for chunk in chunks:
+            shard = fingerprint(spec.fingerprint, [identities[i] for i in chunk])
+            _encode_chunk(out, collection, identities, chunk, shard, student, spec, batch_size, workers, device,
+                          report, bar)
+    finally:
+        bar.close()
+
+
+def _encode_chunk(out: Path, collection: Collection, identities: list[str], chunk: list[int], shard: str,
+                  student, spec: StudentSpec, batch_size: int, workers: int, device: torch.device,
+                  report: BuildReport, bar) -> None:
+    """Decode a chunk's units (a few batches ahead), encode them a batch at a time, write its shard."""
+    units = collection.units.iloc[chunk]
+    sampling = spec.frame_sampling
+    tasks = [(collection.absolute(u.path), None if pd.isna(u.start) else int(u.start),
+              None if pd.isna(u.end) else int(u.end), sampling) for u in units.itertuples(index=False)]
+    results = parallel_map(decode_unit, tasks, workers, "decode", window=2 * batch_size, min_bar=math.inf)
+    rows, parts, failed, batch = [], [], {}, []
+    waited = time.perf_counter()
+    for i, result in zip(chunk, results):
+        report.decode_seconds += time.perf_counter() - waited
+        if isinstance(result, str):
+            failed[identities[i]] = result
+            log.warning("index: %s: %s", collection.units.key.iloc[i], result)
+        else:
+            batch.append((i, *result))
+        if len(batch) == batch_size:
+            parts.append(_encode_batch(student, batch, device, report))
+            rows += [i for i, _, _ in batch]
+            batch = []
+        bar.update(1)
+        waited = time.perf_counter()
+    if batch:
+        parts.append(_encode_batch(student, batch, device, report))
+        rows += [i for i, _, _ in batch]
+    encoded = np.concatenate(parts) if parts else np.zeros((0, 0), np.float16)
+    write_shard(out, shard, spec.fingerprint, [identities[i] for i in rows], encoded, failed)
+    report.encoded += len(rows)
+
+
+@torch.no_grad()
+def _encode_batch(student, batch: list, device: torch.device, report: BuildReport) -> np.ndarray:
+    started = time.perf_counter()
+    frames = torch.from_numpy(np.stack([f for _, f, _ in batch])).to(device)
+    mask = torch.from_numpy(np.stack([m for _, _, m in batch])).to(device)
+    video, _ = student.encode_video(frames, mask)
+    report.frames += int(mask.sum())
+    report.model_seconds += time.perf_counter() - started
+    return video.float().cpu().numpy().astype(np.float16)
+
+
+def _finish(out: Path, collection: Collection, identities: list[str], spec: StudentSpec, kind: str,
+            source: dict | None, report: BuildReport) -> None:
+    """The units table (the collection's order), failures, the FAISS index and, last, the manifest."""
+    done, failed = _finished(out, spec.fingerprint)
+    where = [done.get(ident) for ident in identities]
+    keep = [w is not None for w in where]
+    units = collection.units[keep].reset_index(drop=True)
+    units["shard"] = [w[0] for w in where if w is not None]
+    units["row"] = [w[1] for w in where if w is not None]
+    failures = dict(collection.failures)
+    failures.update({key: failed.get(ident, "not encoded") for key, ident, w in
+                     zip(collection.units.key, identities, where) if w is None})
+    report.units, report.failed = len(units), len(failures)
+    report.reused = report.units - report.encoded
+    write_failures(out, failures)
+    if units.empty:
+        raise CollectionError(f"{out}: nothing to index, every unit failed (see {out / 'failures.csv'})")
+    dim = int(np.load(out / "shards" / f"{units.shard[0]}.npy", mmap_mode="r").shape[1])
+    previous = read_manifest(out)
+    choice = vectors.choose(len(units), dim, kind)
+    if previous and (out / FAISS).is_file() and _same_units(out, units) and previous["index"]["kind"] == choice.kind:
+        report.index = previous["index"]
+    else:
+        write_units(out, units)
+        report.index = vectors.build(out, units, dim, choice)
+    write_manifest(out, {"model": dataclasses.asdict(spec), "model_fingerprint": spec.fingerprint, "root": collection.root,
+                         "source": source or {}, "units": len(units), "dim": dim, "index": report.index,
+                         "failed": len(failures), "skipped": len(collection.skipped)})
+    log.info(report.summary())
+
+
+def _same_units(out: Path, units: pd.DataFrame) -> bool:
+    """Whether units.csv already holds exactly this table (the FAISS index then holds its vectors)."""
+    path = out / "units.csv"
+    return path.is_file() and path.read_text() == units.to_csv(index=False)
+
+
+def import_bigfile(out: str | Path, folder: str | Path, spec: StudentSpec, kind: str = "auto",
+                   shard_size: int = SHARD_SIZE) -> BuildReport:
+    """An index of video vectors made elsewhere, in TeachCLIP's BigFile layout (tclib.search.bigfile),
+    searched with `spec`'s student (whose text vectors they must match): each id a unit, each row
+    L2-normalized and stored as float16."""
+    from ..files import content_signature
+    from .bigfile import read_bigfile
+
+    out, folder = Path(out), Path(folder)
+    ids, rows = read_bigfile(folder)
+    signature = content_signature(folder / "feature.bin")
+    units = pd.DataFrame({"key": ids, "video_id": ids, "path": "", "start": pd.array([None] * len(ids), "Int64"),
+                          "end": pd.array([None] * len(ids), "Int64"), "size": signature["size"],
+                          "sha256": signature["sha256"]})
+    collection = Collection(str(folder.resolve()), units)
+    with experiment_lock(out):
+        manifest = read_manifest(out)
+        if manifest is not None:
+            spec_from_record(manifest["model"]).check_same(spec, str(out))
+        identities = [unit_identity(u) for u in units.itertuples(index=False)]
+        report = BuildReport(out)
+        done, _ = _finished(out, spec.fingerprint)
+        for start in range(0, len(ids), shard_size):
+            chunk = identities[start:start + shard_size]
+            if chunk[0] in done:
+                continue
+            part = rows[start:start + shard_size]
+            part = part / np.linalg.norm(part, axis=1, keepdims=True).clip(min=1e-12)
+            write_shard(out, fingerprint(spec.fingerprint, chunk), spec.fingerprint, chunk, part, {})
+            report.encoded += len(chunk)
+        _finish(out, collection, identities, spec, kind, {"bigfile": str(folder.resolve())}, report)
+    return report

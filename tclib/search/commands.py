@@ -1,0 +1,135 @@
+"""The command line of search: `tclib index`, `tclib search`, `tclib export bigfile` (wired by tclib.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import TclibError
+from ..files import write_text
+from ..lock import experiment_lock
+from ..params import load_params
+
+
+def add_commands(commands) -> None:
+    index = commands.add_parser("index", help="encode a collection of videos (or moments) into a searchable index")
+    index.add_argument("out", type=Path, help="the index folder (written; a rerun encodes only what changed)")
+    source = index.add_mutually_exclusive_group(required=True)
+    source.add_argument("--videos", metavar="DIR", help="every video file under DIR, recursively")
+    source.add_argument("--list", metavar="FILE", help="the video files listed in FILE, one a line")
+    source.add_argument("--split", metavar="SPLIT", help="the params file's test (or train) split")
+    source.add_argument("--bigfile", metavar="DIR", help="video vectors made elsewhere, in TeachCLIP's BigFile layout")
+    index.add_argument("--params", required=True, help="the experiment whose trained student encodes")
+    index.add_argument("--run", default=None, help="the student run (default: the params' last run)")
+    index.add_argument("--seed", type=int, default=None, help="its seed (default: the params' first)")
+    moments = index.add_mutually_exclusive_group()
+    moments.add_argument("--segment-seconds", type=int, metavar="N", help="cut each video into moments of N s")
+    moments.add_argument("--shots", metavar="FILE", help="moments as rows 'video start end' (seconds)")
+    index.add_argument("--segment-stride", type=int, metavar="M", help="a moment every M s (default: N)")
+    index.add_argument("--batch-size", type=int, default=64)
+    index.add_argument("--shard-size", type=int, default=1024, help="units per shard (the unit of resuming)")
+    index.add_argument("--workers", type=int, default=4, help="decoding processes")
+    index.add_argument("--device", default="auto")
+    index.add_argument("--index", dest="kind", default="auto", choices=("auto", "exact", "ivfpq"),
+                       help="exact search, IVF-PQ with exact re-ranking, or by the collection's size")
+    index.add_argument("--gpus", type=int, default=1, help="encode over this many processes (torchrun)")
+    index.set_defaults(handler=run_index)
+
+    search = commands.add_parser("search", help="search an index with text")
+    search.add_argument("out", type=Path, help="the index folder")
+    search.add_argument("query", nargs="+", help="one or more queries")
+    search.add_argument("-k", type=int, default=10, help="results per query")
+    search.add_argument("--json", action="store_true", help="one JSON object per result")
+    search.set_defaults(handler=run_search)
+
+    export = commands.add_parser("export", help="features for other tools")
+    formats = export.add_subparsers(dest="format", required=True)
+    bigfile = formats.add_parser("bigfile", help="TeachCLIP's BigFile layout (and its evaluation's gt file)")
+    bigfile.add_argument("out", type=Path)
+    what = bigfile.add_mutually_exclusive_group(required=True)
+    what.add_argument("--index", type=Path, help="an index folder's unit vectors")
+    what.add_argument("--params", help="a trained student's features of the params' split (with --split)")
+    bigfile.add_argument("--run", default=None)
+    bigfile.add_argument("--seed", type=int, default=None)
+    bigfile.add_argument("--split", default="test", choices=("test",))
+    bigfile.set_defaults(handler=run_export)
+
+
+def collection(args: argparse.Namespace, P):
+    from .units import collection_of
+
+    split = None
+    if args.split is not None:
+        split = (P, {"test": P.test_split, "train": P.train_split}.get(args.split, args.split))
+    return collection_of(videos=args.videos, video_list=args.list, split=split, segment_seconds=args.segment_seconds,
+                         stride=args.segment_stride, shots=args.shots, workers=args.workers)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from .build import build_index, import_bigfile
+    from .model import student_spec
+
+    if args.segment_stride is not None and args.segment_seconds is None:
+        raise TclibError("--segment-stride goes with --segment-seconds")
+    P = load_params(args.params)
+    spec = student_spec(P, args.run, args.seed)
+    if args.bigfile is not None:
+        print(import_bigfile(args.out, args.bigfile, spec, args.kind).summary())
+        return 0
+    if args.gpus > 1:
+        return launch(args)
+    report = build_index(args.out, collection(args, P), spec, args.batch_size, args.workers, args.shard_size,
+                         args.device, args.kind, source_of(args))
+    print(report.summary())
+    return 0
+
+
+def source_of(args: argparse.Namespace) -> dict:
+    keys = ("videos", "list", "split", "segment_seconds", "segment_stride", "shots", "params", "run", "seed")
+    return {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+
+
+def launch(args: argparse.Namespace) -> int:
+    """`tclib index --gpus N`: torchrun starts N processes of tclib.search.worker (this one holds the lock)."""
+    job = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
+           if key != "handler"}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "launch.json"
+    write_text(path, json.dumps(job))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.gpus}",
+               "-m", "tclib.search.worker", str(path)]
+    with experiment_lock(args.out):
+        return subprocess.run(command).returncode
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from .query import Index
+
+    results = Index(args.out).search(args.query, args.k)
+    if args.json:
+        for row in results.to_dict(orient="records"):
+            print(json.dumps({k: (None if pd.isna(v) else v) for k, v in row.items()}, default=str))
+        return 0
+    for query, group in results.groupby("query", sort=False):
+        cut = " (cut to the model's words)" if group.truncated.iloc[0] else ""
+        print(f"{query}{cut}")
+        for row in group.itertuples(index=False):
+            moment = "" if pd.isna(row.start) else f"  {int(row.start)}-{int(row.end)} s"
+            print(f"  {row.rank:>3}  {row.score:.4f}  {row.key}{moment}  {row.path}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .bigfile import export_index, export_split
+
+    if args.index is not None:
+        print(f"unit vectors of {args.index} in {export_index(args.index, args.out)}")
+    else:
+        out = export_split(load_params(args.params), args.run, args.seed, args.out)
+        print(f"test split features in {out}/videos, {out}/queries; ground truth {out}/gt.txt")
+    return 0

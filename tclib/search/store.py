@@ -1,0 +1,162 @@
+"""The index folder on disk:
+
+    manifest.json     the model (StudentSpec), the collection's folder, the units, the shards, the index;
+                      written last, so that a folder with it is a finished index
+    units.csv         one row per indexed unit, in the order of the FAISS ids: key, video_id, path (relative
+                      to the collection's folder), start, end (whole seconds; empty for whole videos), the
+                      file's size and sha256 (its content signature), and where its vector is (shard, row)
+    failures.csv      unit or file, and why it is not indexed
+    shards/<id>.npy   float16 vectors of one chunk of units, one row each; <id>.json names the units of
+                      its rows (and those that failed); <id> is the fingerprint of the model and of those
+                      units, so a chunk encoded once is never encoded again (resume, reruns)
+    vectors.faiss     the FAISS index over the vectors of units.csv
+    .lock             held by the one run that writes the folder
+
+A manifest that does not match its files is refused, naming the field (`IndexMismatch`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ..data.npyrows import NpyRows
+from ..errors import TclibError
+from ..files import atomic_path, read_json, write_text
+from .units import COLUMNS
+
+FORMAT = 1
+MANIFEST, UNITS, FAILURES, SHARDS, FAISS = "manifest.json", "units.csv", "failures.csv", "shards", "vectors.faiss"
+
+
+class IndexMismatch(TclibError):
+    """An index folder whose manifest and files disagree (the message names the field)."""
+
+
+def unit_identity(row: Any) -> str:
+    """What a unit's vector depends on besides the model: its key, file, segment and content."""
+    start = None if pd.isna(row.start) else int(row.start)
+    end = None if pd.isna(row.end) else int(row.end)
+    return json.dumps([row.key, row.path, start, end, int(row.size), row.sha256])
+
+
+# ---------------------------------------------------------------------------------------- shards
+
+
+def shard_paths(out: Path, shard: str) -> tuple[Path, Path]:
+    return out / SHARDS / f"{shard}.npy", out / SHARDS / f"{shard}.json"
+
+
+def write_shard(out: Path, shard: str, model: str, identities: list[str], vectors: np.ndarray,
+                failed: dict[str, str]) -> None:
+    """One chunk's vectors (float16) and what its rows are: its record first, the vectors last (their
+    file's presence is what makes the chunk done), each written under a temporary name and renamed."""
+    vectors_path, record_path = shard_paths(out, shard)
+    vectors_path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(record_path, json.dumps({"model": model, "rows": identities, "failed": failed}))
+    with atomic_path(vectors_path) as tmp:
+        np.save(tmp, vectors.astype(np.float16, copy=False))
+
+
+def finished_shards(out: Path, model: str) -> Iterator[tuple[str, dict]]:
+    """(shard, its record) of every finished chunk of `model` in the folder."""
+    folder = out / SHARDS
+    for vectors_path in sorted(folder.glob("*.npy")) if folder.is_dir() else []:
+        record_path = vectors_path.with_suffix(".json")
+        if ".tmp" in vectors_path.name or not record_path.is_file():
+            continue
+        record = read_json(record_path, "index shard record")
+        if record.get("model") == model:
+            yield vectors_path.stem, record
+
+
+def read_rows(out: Path, shard: str, rows: np.ndarray) -> np.ndarray:
+    """float32 vectors of `rows` of a shard, read from disk (positional reads: nothing else is loaded)."""
+    return NpyRows(shard_paths(out, shard)[0]).read(np.asarray(rows, dtype=np.int64)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ tables and manifest
+
+
+def write_units(out: Path, units: pd.DataFrame) -> None:
+    with atomic_path(out / UNITS) as tmp:
+        units.to_csv(tmp, index=False)
+
+
+def read_units(out: Path) -> pd.DataFrame:
+    path = out / UNITS
+    if not path.is_file():
+        raise IndexMismatch(f"{out} has no {UNITS}: not a finished index")
+    units = pd.read_csv(path, dtype={"key": str, "video_id": str, "path": str, "sha256": str, "shard": str},
+                        keep_default_na=False, na_values={"start": [""], "end": [""]})
+    units["start"] = pd.array(units["start"].tolist(), dtype="Int64")
+    units["end"] = pd.array(units["end"].tolist(), dtype="Int64")
+    return units
+
+
+def write_failures(out: Path, failures: dict[str, str]) -> None:
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["unit", "reason"])
+    writer.writerows(sorted(failures.items()))
+    write_text(out / FAILURES, table.getvalue())
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    write_text(out / MANIFEST, json.dumps({"format": FORMAT, **manifest}, indent=1))
+
+
+def read_manifest(out: Path) -> dict | None:
+    """The manifest of a finished index, or None when there is none (yet)."""
+    path = Path(out) / MANIFEST
+    return read_json(path, "index manifest") if path.is_file() else None
+
+
+def check_files(out: Path, manifest: dict, units: pd.DataFrame, index_total: int | None) -> None:
+    """IndexMismatch naming the field when the manifest does not describe the folder's files."""
+    problems = []
+    if manifest.get("format") != FORMAT:
+        problems.append(f"format: {manifest.get('format')!r}, this tclib reads {FORMAT}")
+    if manifest.get("units") != len(units):
+        problems.append(f"units: the manifest says {manifest.get('units')}, {UNITS} holds {len(units)}")
+    if list(units.columns) != [*COLUMNS, "shard", "row"]:
+        problems.append(f"{UNITS}: columns {list(units.columns)}")
+    missing = sorted(s for s in set(units["shard"]) if not shard_paths(out, s)[0].is_file())
+    if missing:
+        problems.append(f"shards: {len(missing)} missing, e.g. {missing[0]}")
+    if index_total is not None and index_total != len(units):
+        problems.append(f"index: {FAISS} holds {index_total} vectors, {UNITS} {len(units)} units")
+    if problems:
+        raise IndexMismatch(f"{out}: the index does not match its manifest: " + "; ".join(problems))
+
+
+def gather(out: Path, units: pd.DataFrame) -> np.ndarray:
+    """The float32 vectors of `units` (rows of units.csv), in their order, read from their shards."""
+    shards = units["shard"].to_numpy()
+    pieces = [(np.flatnonzero(shards == shard), read_rows(out, shard, rows.to_numpy()))
+              for shard, rows in units.groupby("shard", sort=False)["row"]]
+    vectors = np.empty((len(units), pieces[0][1].shape[1] if pieces else 0), dtype=np.float32)
+    for where, values in pieces:
+        vectors[where] = values
+    return vectors
+
+
+def vectors_of(out: Path, units: pd.DataFrame, batch: int = 65536) -> Iterator[np.ndarray]:
+    """The units' vectors in their order (float32), `batch` rows at a time, read from the shards."""
+    for start in range(0, len(units), batch):
+        yield gather(out, units.iloc[start:start + batch])
+
+
+def remove_file(path: Path) -> None:
+    """Remove a derived file this module writes (a FAISS index being replaced)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

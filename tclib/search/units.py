@@ -1,0 +1,263 @@
+"""What an index holds: units, each a whole video or a moment of one, sampled as the reference samples a
+clip with start and end times (whole seconds).
+
+Sources: every file under a folder (recursively) that is a video, the files of a list, or a params
+file's split (its clips, with the split's own segments). Units: whole videos; `segment_seconds`
+(and `stride`) cut each video into moments; a shot file gives them as rows (video, start, end) in
+seconds, as shot-boundary files give shots. A unit's file is identified by its path relative to the
+collection's folder and its content signature, so a collection moved or copied is the same.
+
+Each problem gets its outcome: a file that is not a video is skipped (and counted); a video that
+cannot be opened, a shot of a video the collection does not have, or a shot after a video's end is a
+failure (OUT/failures.csv, with the reason), and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..data.frames import video_metadata
+from ..data.pool import parallel_map
+from ..data.readers.videos import VIDEO_EXTENSIONS
+from ..errors import DataError, TclibError
+from ..files import content_signature
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["key", "video_id", "path", "start", "end", "size", "sha256"]
+MORE_VIDEO_EXTENSIONS = (".mpg", ".mpeg", ".ts", ".flv", ".3gp", ".wmv", ".ogv", ".mxf")
+# how containers begin: (offset, bytes); a file of another extension is a video when it begins so
+CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (8, b"AVI "), (0, b"OggS"), (0, b"\x00\x00\x01\xba"),
+                   (0, b"FLV"))
+
+
+class CollectionError(TclibError):
+    """A collection that cannot be indexed at all (no video in it, an unreadable list or shot file)."""
+
+
+@dataclass
+class Collection:
+    """The units to index (a table of COLUMNS), and what was left out of it."""
+
+    root: str  # the folder unit paths are relative to
+    units: pd.DataFrame
+    skipped: list[str] = field(default_factory=list)  # files that are not videos
+    failures: dict[str, str] = field(default_factory=dict)  # unit key or file -> reason
+
+    def absolute(self, path: str) -> str:
+        return path if os.path.isabs(path) else os.path.join(self.root, path)
+
+
+# --------------------------------------------------------------------------------------- sources
+
+
+def is_video_file(path: str) -> bool:
+    """A video extension, or the first bytes of a video container (mp4/mov, mkv/webm, avi, ogg, mpeg-ps, flv)."""
+    if os.path.splitext(path)[1].lower() in VIDEO_EXTENSIONS + MORE_VIDEO_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return any(head[offset:offset + len(magic)] == magic for offset, magic in CONTAINER_MAGIC)
+
+
+def folder_videos(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """(videos, other files) under `folder`, recursively, as paths relative to it, in sorted order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CollectionError(f"videos folder not found: {folder}")
+    videos, others = [], []
+    for directory, subdirs, files in os.walk(folder, followlinks=True):
+        subdirs.sort()
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            (videos if is_video_file(path) else others).append(os.path.relpath(path, folder))
+    return videos, others
+
+
+def list_videos(list_file: str | os.PathLike) -> tuple[str, list[str]]:
+    """(the list's folder, its video paths relative to it or absolute): one path a line, # comments."""
+    list_file = Path(list_file)
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CollectionError(f"cannot read the list of videos {list_file}: {exc}") from exc
+    paths = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not paths:
+        raise CollectionError(f"{list_file} lists no video")
+    return str(list_file.resolve().parent), paths
+
+
+def video_id_of(path: str) -> str:
+    """A video's id: its path relative to the collection, without the extension (POSIX separators)."""
+    return Path(path).with_suffix("").as_posix()
+
+
+def whole_videos(root: str, paths: list[str]) -> pd.DataFrame:
+    """One unit per video: the whole of it."""
+    rows = [(video_id_of(p), video_id_of(p), p, None, None) for p in paths]
+    return identify(root, pd.DataFrame(rows, columns=COLUMNS[:5]))
+
+
+def identify(root: str, table: pd.DataFrame) -> pd.DataFrame:
+    """The units with their files' content signatures (size, sha256), each file read once."""
+    signatures = {p: content_signature(p if os.path.isabs(p) else os.path.join(root, p))
+                  for p in dict.fromkeys(table["path"])}
+    table = table.copy()
+    table["start"] = pd.array(table["start"].tolist(), dtype="Int64")
+    table["end"] = pd.array(table["end"].tolist(), dtype="Int64")
+    table["size"] = [signatures[p].get("size", -1) for p in table["path"]]
+    table["sha256"] = [signatures[p].get("sha256", "") for p in table["path"]]
+    return table[COLUMNS]
+
+
+def split_units(P, split: str) -> Collection:
+    """The clips of a params file's split (tclib.experiment.data): the experiment's own keys and segments."""
+    from ..experiment.data import annotations, video_specs
+
+    table = annotations(P, split)
+    root = P.videos_dir or P.data_root
+    rows = []
+    for clip, spec in video_specs(table).items():
+        path, start, end = (spec, None, None) if isinstance(spec, str) else spec
+        rows.append((clip, table.video_id[table.clip_id == clip].iloc[0], os.path.relpath(path, root), start, end))
+    return Collection(root, identify(root, pd.DataFrame(rows, columns=COLUMNS[:5])))
+
+
+# --------------------------------------------------------------------------------------- moments
+
+
+def probe(task: tuple[str, str]) -> tuple[str, float | None, str | None]:
+    """(path, duration in the sampler's whole seconds, None) or (path, None, why it cannot be opened)."""
+    path, absolute = task
+    try:
+        frames, fps = video_metadata(absolute)
+    except DataError as exc:
+        return path, None, str(exc)
+    if frames <= 0 or not math.isfinite(fps) or int(fps) <= 0:
+        return path, None, f"{absolute}: no frames to sample ({frames} frames at {fps} fps)"
+    return path, math.ceil(frames / int(fps)), None
+
+
+def durations(collection: Collection, workers: int) -> dict[str, int]:
+    """{path: duration} of every video of the collection (read from the containers in worker
+    processes); a video that cannot be opened becomes a failure."""
+    tasks = [(p, collection.absolute(p)) for p in dict.fromkeys(collection.units["path"])]
+    out = {}
+    for path, seconds, reason in parallel_map(probe, tasks, workers, "read video lengths", min_bar=16):
+        if reason is None:
+            out[path] = seconds
+        else:
+            collection.failures[path] = reason
+    return out
+
+
+def segment_units(collection: Collection, seconds: int, stride: int | None, workers: int) -> Collection:
+    """Each video cut into moments of `seconds` every `stride` seconds (default: `seconds`), the last one
+    ending with the video; a video shorter than one moment is one unit, the whole of it."""
+    if seconds < 1 or (stride is not None and stride < 1):
+        raise CollectionError(f"segments must be ≥ 1 s long and apart, got {seconds} s every {stride} s")
+    stride = stride or seconds
+    lengths = durations(collection, workers)
+    rows = []
+    for video in collection.units.itertuples(index=False):
+        duration = lengths.get(video.path)
+        if duration is None:
+            continue
+        starts = list(range(0, max(duration - seconds, 0) + 1, stride))
+        if starts[-1] + seconds < duration:
+            starts.append(duration - seconds)
+        for start in starts:
+            end = min(start + seconds, duration)
+            rows.append((f"{video.video_id}@{start}-{end}", video.video_id, video.path, start, end, video.size,
+                         video.sha256))
+    return Collection(collection.root, pd.DataFrame(rows, columns=COLUMNS), collection.skipped, collection.failures)
+
+
+def read_shots(shot_file: str | os.PathLike) -> list[tuple[str, float, float, int]]:
+    """(video, start, end, line) of each row of a shot file: `video start end` in seconds, separated by
+    tabs, commas or spaces; a header line and # comments are skipped."""
+    rows = []
+    try:
+        text = Path(shot_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CollectionError(f"cannot read the shot file {shot_file}: {exc}") from exc
+    dialect = "excel-tab" if "\t" in text else "excel"
+    for n, fields in enumerate(csv.reader(text.splitlines(), dialect), start=1):
+        fields = [f.strip() for f in (fields if len(fields) > 1 else (fields[0].split() if fields else []))]
+        if not fields or fields[0].startswith("#"):
+            continue
+        try:
+            start, end = float(fields[1]), float(fields[2])
+        except (IndexError, ValueError):
+            if not rows and n == 1:
+                continue  # a header
+            raise CollectionError(f"line {n} of {shot_file} is not 'video start end' (seconds): {fields}") from None
+        if not (0 <= start < end):
+            raise CollectionError(f"line {n} of {shot_file}: a shot must have 0 <= start < end, got {start}, {end}")
+        rows.append((fields[0], start, end, n))
+    if not rows:
+        raise CollectionError(f"{shot_file} holds no shot")
+    return rows
+
+
+def shot_units(collection: Collection, shot_file: str | os.PathLike, workers: int) -> Collection:
+    """The shots of a shot file as units: whole seconds [floor(start), floor(end)] (at least one second),
+    as the sampler reads a segment. A shot naming a video the collection does not have (by id or file
+    name), or starting after its video ends, is a failure."""
+    videos = {v.video_id: v for v in collection.units.itertuples(index=False)}
+    videos.update({Path(v.path).name: v for v in collection.units.itertuples(index=False)})
+    lengths = durations(collection, workers)
+    rows, seen = [], set()
+    for name, start_s, end_s, line in read_shots(shot_file):
+        video = videos.get(name) or videos.get(video_id_of(name))
+        where = f"{Path(shot_file).name} line {line}: shot {name} {start_s:g}-{end_s:g} s"
+        if video is None:
+            collection.failures[f"{name}@{start_s:g}-{end_s:g}"] = f"{where}: no such video in the collection"
+            continue
+        if video.path not in lengths:
+            continue  # the video itself failed
+        start, end = int(start_s), max(int(start_s) + 1, int(end_s))
+        if start >= lengths[video.path]:
+            collection.failures[f"{video.video_id}@{start}-{end}"] = (
+                f"{where}: starts after the video ends ({lengths[video.path]} s)")
+            continue
+        key = f"{video.video_id}@{start}-{end}"
+        if key not in seen:
+            seen.add(key)
+            rows.append((key, video.video_id, video.path, start, end, video.size, video.sha256))
+    return Collection(collection.root, pd.DataFrame(rows, columns=COLUMNS), collection.skipped, collection.failures)
+
+
+def collection_of(videos: str | None = None, video_list: str | None = None, split: tuple | None = None,
+                  segment_seconds: int | None = None, stride: int | None = None, shots: str | None = None,
+                  workers: int = 1) -> Collection:
+    """The units of one source (a folder, a list file, or (params, split)), whole or cut into moments."""
+    if sum(x is not None for x in (videos, video_list, split)) != 1:
+        raise CollectionError("give exactly one source: a videos folder, a list of videos, or a params split")
+    if split is not None:
+        collection = split_units(*split)
+    elif videos is not None:
+        paths, others = folder_videos(videos)
+        if not paths:
+            raise CollectionError(f"no video under {videos} ({len(others)} other files skipped)")
+        collection = Collection(str(Path(videos).resolve()), whole_videos(str(Path(videos).resolve()), paths), others)
+        if others:
+            log.info("%s: %d files that are not videos skipped, e.g. %s", videos, len(others), others[0])
+    else:
+        root, paths = list_videos(video_list)
+        collection = Collection(root, whole_videos(root, paths))
+    if shots is not None:
+        return shot_units(collection, shots, workers)
+    if segment_seconds is not None:
+        return segment_units(collection, segment_seconds, stride, workers)
+    return collection

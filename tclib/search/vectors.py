@@ -1,0 +1,159 @@
+"""The FAISS index over an index folder's vectors (inner product of L2-normalized vectors: cosine).
+
+Chosen by the collection's size as autofaiss chooses (or named): up to EXACT_UP_TO vectors an exact
+`IndexFlatIP`; above, IVF-PQ (`IndexIVFPQ`: nlist ≈ 4·sqrt(N) lists, PQ codes of dim/8 bytes) whose
+`rerank` best candidates are scored again exactly with the float16 vectors read from the shards on
+disk, so that memory holds the codes only (about dim/8 + 8 bytes per vector). Both are built from the
+shards a batch at a time. The build reports the approximate index's recall@10 against exact search
+on held-out queries (stored vectors that did not train the quantizers).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParamsError
+from .store import FAISS, gather, vectors_of
+
+log = logging.getLogger(__name__)
+
+EXACT_UP_TO = 100_000
+RECALL_TARGET = 0.95  # recall@10 against exact search that the approximate index is tuned to
+KINDS = ("auto", "exact", "ivfpq")
+
+
+@dataclass(frozen=True)
+class IndexChoice:
+    kind: str  # "exact" or "ivfpq"
+    nlist: int = 0
+    pq_bytes: int = 0
+    nprobe: int = 0
+    rerank: int = 0
+
+    def describe(self) -> str:
+        if self.kind == "exact":
+            return "exact inner product (IndexFlatIP)"
+        return (f"IVF{self.nlist},PQ{self.pq_bytes} (nprobe {self.nprobe}), exact re-ranking of the best "
+                f"{self.rerank}")
+
+
+def choose(n: int, dim: int, kind: str = "auto") -> IndexChoice:
+    """The index for `n` vectors of `dim`: exact up to EXACT_UP_TO (or when named), IVF-PQ above."""
+    if kind not in KINDS:
+        raise ParamsError(f"index kind must be one of {KINDS}, got {kind!r}")
+    if kind == "exact" or (kind == "auto" and n <= EXACT_UP_TO):
+        return IndexChoice("exact")
+    nlist = max(16, min(65536, 2 ** round(math.log2(4 * math.sqrt(n)))))
+    pq_bytes = max(8, dim // 8) if dim % max(8, dim // 8) == 0 else 8
+    return IndexChoice("ivfpq", nlist=nlist, pq_bytes=pq_bytes, nprobe=max(8, nlist // 128), rerank=100)
+
+
+def build(out: Path, units: pd.DataFrame, dim: int, choice: IndexChoice, seed: int = 0) -> dict:
+    """Build and save the index of `units` (the order of units.csv); returns what the manifest records."""
+    import faiss
+
+    started = time.perf_counter()
+    if choice.kind == "exact":
+        index = faiss.IndexFlatIP(dim)
+    else:
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFPQ(quantizer, dim, choice.nlist, choice.pq_bytes, 8, faiss.METRIC_INNER_PRODUCT)
+        train_rows, held_out = _samples(len(units), max(40 * choice.nlist, 50_000), seed)
+        index.train(_gather(out, units, train_rows))
+    for vectors in vectors_of(out, units):
+        index.add(vectors)
+    faiss.write_index(index, str(out / f"{FAISS}.tmp"))
+    (out / f"{FAISS}.tmp").replace(out / FAISS)
+    if choice.kind != "exact":
+        choice, recall = tune(out, units, index, choice, _gather(out, units, held_out), held_out)
+    record = {**asdict(choice), "built_seconds": round(time.perf_counter() - started, 1)}
+    if choice.kind != "exact":
+        record["recall_at_10"] = recall
+        log.info("%s: %s, recall@10 %.3f against exact search on %d held-out queries", out, choice.describe(),
+                 recall, len(held_out))
+    return record
+
+
+def tune(out: Path, units: pd.DataFrame, index, choice: IndexChoice, queries: np.ndarray, own: np.ndarray,
+         target: float = RECALL_TARGET) -> tuple[IndexChoice, float]:
+    """The smallest nprobe (doubling from the choice's) whose recall@10 reaches `target`, as autofaiss
+    tunes its search parameters; at most a quarter of the lists are probed."""
+    while True:
+        index.nprobe = choice.nprobe
+        recall = recall_at_10(out, units, index, choice, queries, own)
+        if recall >= target or choice.nprobe * 2 > choice.nlist // 4:
+            return choice, recall
+        choice = replace(choice, nprobe=choice.nprobe * 2)
+
+
+def _samples(n: int, train: int, seed: int, queries: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that train the quantizers, and held-out rows that query the recall (sorted, disjoint)."""
+    order = np.random.default_rng(seed).permutation(n)
+    held_out = np.sort(order[:min(queries, n // 10)])
+    return np.sort(order[len(held_out):len(held_out) + train]), held_out
+
+
+def _gather(out: Path, units: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    return gather(out, units.iloc[rows])
+
+
+def search(out: Path, units: pd.DataFrame, index, choice: IndexChoice, queries: np.ndarray, k: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, ids) of the k best units for each query (rows of float32 vectors), best first."""
+    k = min(k, len(units))
+    if choice.kind == "exact":
+        return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    _, candidates = index.search(np.ascontiguousarray(queries, dtype=np.float32), max(k, choice.rerank))
+    scores, ids = np.empty((len(queries), k), np.float32), np.empty((len(queries), k), np.int64)
+    for i, row in enumerate(candidates):
+        row = row[row >= 0]
+        exact = _gather(out, units, row) @ queries[i]
+        best = np.argsort(-exact, kind="stable")[:k]
+        scores[i, :len(best)], ids[i, :len(best)] = exact[best], row[best]
+    return scores, ids
+
+
+def exact_top(out: Path, units: pd.DataFrame, queries: np.ndarray, k: int) -> np.ndarray:
+    """The ids of the exact k best units of each query, read from the shards a batch at a time."""
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_ids = np.zeros((len(queries), k), dtype=np.int64)
+    offset = 0
+    for vectors in vectors_of(out, units):
+        scores = queries @ vectors.T
+        ids = np.broadcast_to(np.arange(offset, offset + len(vectors)), scores.shape)
+        merged_scores, merged_ids = np.hstack([best_scores, scores]), np.hstack([best_ids, ids])
+        top = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
+        best_scores, best_ids = np.take_along_axis(merged_scores, top, 1), np.take_along_axis(merged_ids, top, 1)
+        offset += len(vectors)
+    return best_ids
+
+
+def recall_at_10(out: Path, units: pd.DataFrame, index, choice: IndexChoice, queries: np.ndarray,
+                 own: np.ndarray | None = None) -> float:
+    """The share of the exact top 10 that the index returns in its top 10, over `queries`; a query that
+    is a stored vector (`own`: its row) does not count itself among its neighbours."""
+    extra = 0 if own is None else 1
+    exact = exact_top(out, units, queries, 10 + extra)
+    _, approx = search(out, units, index, choice, queries, 10 + extra)
+    recalls = []
+    for i, (a, e) in enumerate(zip(approx, exact)):
+        if own is not None:
+            a, e = a[a != own[i]][:10], e[e != own[i]][:10]
+        recalls.append(len(set(a) & set(e)) / 10)
+    return float(np.mean(recalls))
+
+
+def load(out: Path, choice: IndexChoice):
+    import faiss
+
+    index = faiss.read_index(str(out / FAISS))
+    if choice.kind != "exact":
+        index.nprobe = choice.nprobe
+    return index

@@ -1,0 +1,40 @@
+"""One process of `tclib index --gpus N`; torchrun starts one per GPU (or several on CPUs, gloo):
+
+    python -m torch.distributed.run --nproc_per_node=<N> -m tclib.search.worker <out>/launch.json
+
+(or torchrun with its own multi-node flags). Each process encodes every N-th chunk of the units; the
+first writes the tables, the FAISS index and the manifest once every chunk is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ..distributed import init_from_environment, is_main, world
+from ..params import load_params
+from ..runlog import LOG_FORMAT
+from .build import build_index
+from .commands import collection, source_of
+from .model import student_spec
+
+
+def main(argv: list[str] | None = None) -> None:
+    job = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    init_from_environment()
+    logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format=LOG_FORMAT, stream=sys.stdout)
+    args = argparse.Namespace(**{**job, "out": Path(job["out"])})
+    P = load_params(args.params)
+    rank, _ = world()
+    device = f"cuda:{rank}" if args.device in ("auto", "cuda") and __import__("torch").cuda.is_available() else "cpu"
+    report = build_index(args.out, collection(args, P), student_spec(P, args.run, args.seed), args.batch_size,
+                         args.workers, args.shard_size, device, args.kind, source_of(args), lock=False)
+    if is_main():
+        print(report.summary())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""tclib.search.build: `tclib index` over a folder of videos: incremental reruns, resuming (after an
+exception or a kill -9) to the index an uninterrupted run makes, one run per folder, two processes
+giving one process's vectors, and every kind of bad input with its outcome."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, write_mp4
+
+from tclib.cli import main
+from tclib.errors import LockedError
+from tclib.lock import experiment_lock
+from tclib.search import build as build_module
+from tclib.search.build import build_index
+from tclib.search.model import ModelMismatch, student_spec
+from tclib.search.store import gather, read_manifest, read_units
+from tclib.search.units import CollectionError, collection_of
+
+RUN, SEED = "teachclip:xclip", 0
+
+
+@pytest.fixture(scope="module")
+def spec(demo_run):
+    _, P = demo_run
+    return student_spec(P, RUN, SEED)
+
+
+@pytest.fixture
+def videos(synthetic_set, tmp_path) -> Path:
+    """A folder of videos to index: four of the synthetic set, two in a subfolder, names with spaces and
+    non-ASCII letters, beside files that are not videos."""
+    folder = tmp_path / "my videos"
+    (folder / "sub dir").mkdir(parents=True)
+    for i, name in enumerate(["a.mp4", "b c.mp4", "sub dir/été.mp4", "sub dir/d.mp4"]):
+        shutil.copy(synthetic_set / "videos" / f"video{i}.mp4", folder / name)
+    (folder / "notes.txt").write_text("not a video")
+    (folder / "sub dir" / "thumb.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a video either")
+    return folder
+
+
+def index_of(out: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    units = read_units(out)
+    return units.drop(columns=["shard", "row"]), gather(out, units)
+
+
+def test_a_folder_is_indexed_and_a_rerun_encodes_only_what_changed(videos, spec, tmp_path):
+    out = tmp_path / "index"
+    first = build_index(out, collection_of(videos=str(videos)), spec, batch_size=2, workers=2, shard_size=3)
+    assert (first.units, first.encoded, first.skipped, first.failed) == (4, 4, 2, 0)
+    units, vectors = index_of(out)
+    assert sorted(units.key) == ["a", "b c", "sub dir/d", "sub dir/été"]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-2)  # float16 unit vectors
+    assert build_index(out, collection_of(videos=str(videos)), spec, workers=2, shard_size=3).encoded == 0
+
+    shutil.copy(videos / "a.mp4", videos / "new.mp4")  # a new file
+    shutil.copy(videos / "sub dir" / "d.mp4", videos / "b c.mp4")  # a file replaced with other content
+    (videos / "sub dir" / "été.mp4").unlink()  # a file gone
+    again = build_index(out, collection_of(videos=str(videos)), spec, workers=2, shard_size=3)
+    assert (again.encoded, again.reused, again.units) == (2, 2, 4)
+    fresh = tmp_path / "fresh"
+    build_index(fresh, collection_of(videos=str(videos)), spec, workers=1, shard_size=3)
+    (units, vectors), (fresh_units, fresh_vectors) = index_of(out), index_of(fresh)
+    assert units.equals(fresh_units) and np.array_equal(vectors, fresh_vectors)  # as if built now
+
+
+def test_an_interrupted_run_resumes_to_the_index_of_an_uninterrupted_one(videos, spec, tmp_path, monkeypatch):
+    for name in ("e.mp4", "f.mp4"):
+        shutil.copy(videos / "a.mp4", videos / name)
+    encode = build_module._encode_batch
+    calls = []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return encode(*args)
+
+    monkeypatch.setattr(build_module, "_encode_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(tmp_path / "resumed", collection_of(videos=str(videos)), spec, batch_size=1, shard_size=2)
+    assert len(list((tmp_path / "resumed" / "shards").glob("*.npy"))) == 1 and read_manifest(tmp_path / "resumed") is None
+    monkeypatch.setattr(build_module, "_encode_batch", encode)
+    resumed = build_index(tmp_path / "resumed", collection_of(videos=str(videos)), spec, batch_size=1, shard_size=2)
+    assert (resumed.encoded, resumed.units) == (4, 6)
+    build_index(tmp_path / "whole", collection_of(videos=str(videos)), spec, batch_size=1, shard_size=2)
+    (a_units, a), (b_units, b) = index_of(tmp_path / "resumed"), index_of(tmp_path / "whole")
+    assert a_units.equals(b_units) and np.array_equal(a, b)
+
+
+def test_a_kill_9_in_the_middle_of_encoding_loses_only_the_chunk_under_way(videos, demo_run, tmp_path):
+    _, P = demo_run
+    params = tmp_path / "small.yaml"
+    import yaml
+
+    params.write_text(yaml.safe_dump(P.to_dict()))
+    command = [sys.executable, "-m", "tclib.cli", "index", str(tmp_path / "killed"), "--videos", str(videos),
+               "--params", str(params), "--run", RUN, "--seed", str(SEED), "--segment-seconds", "1",
+               "--shard-size", "4", "--batch-size", "1", "--workers", "1"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shards = tmp_path / "killed" / "shards"
+    deadline = time.monotonic() + 120
+    while not (shards.is_dir() and len(list(shards.glob("*.npy"))) >= 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done = len(list(shards.glob("*.npy")))
+    assert read_manifest(tmp_path / "killed") is None and 2 <= done
+    assert main(command[3:]) == 0  # resumed, in the same folder (the lock went with the killed process)
+    assert main(command[3:4] + [str(tmp_path / "whole")] + command[5:]) == 0
+    (a_units, a), (b_units, b) = index_of(tmp_path / "killed"), index_of(tmp_path / "whole")
+    assert a_units.equals(b_units) and np.array_equal(a, b) and len(a_units) > 4 * done
+
+
+def test_one_run_per_index_folder_and_one_model_per_index(videos, demo_run, spec, tmp_path):
+    _, P = demo_run
+    out = tmp_path / "index"
+    with experiment_lock(out):
+        with pytest.raises(LockedError, match="in use by another run"):
+            build_index(out, collection_of(videos=str(videos)), spec)
+    build_index(out, collection_of(videos=str(videos)), spec, workers=2)
+    with pytest.raises(ModelMismatch, match="was made with another model: it differs in model field"):
+        build_index(out, collection_of(videos=str(videos)), student_spec(P, RUN, 1))
+
+
+def test_bad_files_are_failures_or_skipped_and_the_rest_is_indexed(videos, spec, tmp_path):
+    (videos / "corrupt.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    (videos / "empty.mkv").write_bytes(b"")
+    report = build_index(tmp_path / "index", collection_of(videos=str(videos)), spec, workers=2)
+    assert (report.units, report.failed, report.skipped) == (4, 2, 2)
+    failures = pd.read_csv(tmp_path / "index" / "failures.csv")
+    assert sorted(failures.unit) == ["corrupt", "empty"]
+    assert failures.reason.str.contains(str(videos / "corrupt.mp4"), regex=False).any()
+    empty = tmp_path / "nothing"
+    (empty / "deeper").mkdir(parents=True)
+    (empty / "deeper" / "readme.txt").write_text("no video here")
+    with pytest.raises(CollectionError, match=r"no video under .*nothing \(1 other files skipped\)"):
+        collection_of(videos=str(empty))
+
+
+def test_moments_segments_shots_and_their_bad_rows(videos, spec, tmp_path):
+    short = tmp_path / "short"
+    short.mkdir()
+    write_mp4(short / "brief.mp4", np.zeros((4, 32, 32, 3), np.uint8) + 90, fps=2)  # 2 s
+    segments = collection_of(videos=str(short), segment_seconds=5)
+    assert segments.units[["key", "start", "end"]].values.tolist() == [["brief@0-2", 0, 2]]  # shorter: whole
+    cut = collection_of(videos=str(videos), segment_seconds=4, stride=2)
+    lengths = cut.units.groupby("video_id")["end"].max()
+    assert (cut.units.end - cut.units.start <= 4).all() and (lengths >= 10).all()  # to each video's end
+    shots = tmp_path / "shots.tsv"
+    shots.write_text("video\tstart\tend\na\t1.5\t3.2\nb c.mp4\t0\t0.5\nmissing\t0\t4\na\t400\t402\n")
+    collection = collection_of(videos=str(videos), shots=str(shots))
+    assert collection.units[["key", "start", "end"]].values.tolist() == [["a@1-3", 1, 3], ["b c@0-1", 0, 1]]
+    assert collection.failures["missing@0-4"].endswith("no such video in the collection")
+    assert "starts after the video ends" in collection.failures["a@400-402"]
+    report = build_index(tmp_path / "moments", collection, spec)
+    assert report.units == 2 and report.failed == 2
+
+
+def test_two_processes_give_the_vectors_of_one(videos, demo_run, tmp_path):
+    _, P = demo_run
+    import yaml
+
+    params = tmp_path / "small.yaml"
+    params.write_text(yaml.safe_dump(P.to_dict()))
+    args = ["--videos", str(videos), "--params", str(params), "--run", RUN, "--seed", str(SEED), "--shard-size", "1",
+            "--workers", "1", "--device", "cpu"]
+    assert main(["index", str(tmp_path / "one"), *args]) == 0
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    two = subprocess.run([sys.executable, "-m", "tclib.cli", "index", str(tmp_path / "two"), *args, "--gpus", "2"],
+                         env=environment, capture_output=True, text=True)
+    assert two.returncode == 0, two.stdout + two.stderr
+    (a_units, a), (b_units, b) = index_of(tmp_path / "one"), index_of(tmp_path / "two")
+    assert a_units.equals(b_units) and np.array_equal(a, b)
