@@ -13,7 +13,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-__all__ = ["Figure", "attention_figure", "framed_strip", "ranking_figure", "rank_histogram_figure",
+__all__ = ["Figure", "attention_figure", "framed_strip", "moments_figure", "ranking_figure", "rank_histogram_figure",
            "similarity_figure", "thumbnail_strip", "training_curves_figure", "video_frames_figure"]
 
 BORDER = 2  # px of frame between thumbnails, so that a blank frame never looks like a gap
@@ -182,4 +182,29 @@ def ranking_figure(rankings: Mapping[str, pd.DataFrame], thumbnails: Mapping[str
             if column == 0:
                 ax.set_ylabel(str(place + 1), fontsize=9, rotation=0, ha="right", va="center")
     fig.suptitle("\n".join(textwrap.wrap(f"“{query}”", 150)), fontsize=10, x=0.01, ha="left")
+    return fig
+
+
+def moments_figure(queries: Sequence[tuple[str, Sequence[dict]]]) -> Figure:
+    """The best moments of each query, one row per query (best on the left): a thumbnail strip per
+    moment (an (H, W, 3) image, see thumbnail_strip) labelled with its video, its seconds and its score,
+    and a green frame around those marked `correct`. Each moment: `strip`, `label`, `score`, `correct`."""
+    k = max((len(moments) for _, moments in queries), default=1)
+    height = 0.2 + 1.35 * max(1, len(queries))
+    fig = Figure(figsize=(0.3 + 2.3 * k, height))
+    grid = fig.add_gridspec(max(1, len(queries)), k, left=0.01, right=0.99, bottom=0.02, top=1 - 0.2 / height,
+                            hspace=0.85, wspace=0.06)
+    for row, (query, moments) in enumerate(queries):
+        for column, moment in enumerate(moments):
+            ax = fig.add_subplot(grid[row, column])
+            ax.imshow(moment["strip"])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            correct = bool(moment.get("correct"))
+            for spine in ax.spines.values():
+                spine.set_edgecolor("limegreen" if correct else "lightgrey")
+                spine.set_linewidth(3 if correct else 1)
+            ax.set_xlabel(f"{moment['label']}  {moment['score']:.3f}", fontsize=7.5, labelpad=1)
+            if column == 0:
+                ax.set_title("\n".join(textwrap.wrap(f"{row + 1}. “{query}”", 40 * k)), fontsize=9, loc="left")
     return fig

@@ -5,9 +5,9 @@
 For each results/<exp>/notebooks/*.ipynb (results/tables/notebooks/: the paper's tables of `make tables`): opens it in JupyterLab, fails on an error output or a
 stderr box, and on a cell tagged "figure" that shows no image; saves a screenshot of the whole
 notebook to results/<exp>/screenshots/<notebook>.png. Then runs each notebook again live (Run All in
-JupyterLab: every stage is found done), types a query of its own into the explorer (06), and saves
-<notebook>-live.png (and the explorer alone, 06_explore-widget.png); a live run must show no error
-and change no file outside results/<exp>/scratch/.
+JupyterLab: every stage is found done), types a query of its own into the explorer (06) and into the
+search widget (08), and saves <notebook>-live.png (and the widget alone, <notebook>-widget.png); a
+live run must show no error and change no file outside results/<exp>/scratch/ (lock notes aside).
 
 Needs Chromium and ChromeDriver (Debian: apt-get install chromium chromium-driver) and selenium.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH = 1500
 SHOT_HEIGHT = 12000  # one screenshot holds at most this many pixels of notebook; longer ones get parts
-LIVE_NOTEBOOK = "06_explore"
+LIVE_NOTEBOOKS = ("06_explore", "08_search")  # a query of our own is typed into their widget
 LIVE_QUERY = "a red circle moving across a dark background"
 
 # JupyterLab settings for the check: every cell rendered (no windowing), no news or update prompts.
@@ -177,12 +177,15 @@ def check_notebook(browser, port: int, notebook: Path, screenshots: Path) -> lis
 
 
 def files_outside(exp_dir: Path) -> dict[str, tuple[int, int]]:
-    """Size and mtime of every file of the project except .git, .venv, the scratch folder and screenshots."""
+    """Size and mtime of every file of the project except .git, .venv, the scratch folder, screenshots and
+    the lock files (a run's note of who holds a folder, not a result)."""
     skip = {ROOT / ".git", ROOT / ".venv", exp_dir / "scratch", exp_dir / "screenshots"}
     state = {}
     for folder, dirs, files in os.walk(ROOT):
         dirs[:] = [d for d in dirs if Path(folder, d) not in skip and d != "__pycache__"]
         for name in files:
+            if name == ".lock":
+                continue
             stat = Path(folder, name).stat()
             state[str(Path(folder, name).relative_to(ROOT))] = (stat.st_size, stat.st_mtime_ns)
     return state
@@ -215,25 +218,25 @@ def run_all_live(browser, port: int, notebook: Path, screenshots: Path) -> list[
     problems += [f"{notebook.name} (live) cell {i + 1}: a figure cell shows no image"
                  for i, (cell, d) in enumerate(zip(cells, shown))
                  if "figure" in cell.get("metadata", {}).get("tags", []) and not d["images"]]
-    if notebook.stem != LIVE_NOTEBOOK:
+    if notebook.stem not in LIVE_NOTEBOOKS:
         pass
     elif not shown[-1]["widgets"]:
-        problems.append(f"{notebook.name} (live): the explorer widget did not appear")
+        problems.append(f"{notebook.name} (live): the widget did not appear")
     else:
         query = browser.find_elements(By.CSS_SELECTOR, ".jp-Cell:last-child .widget-text input")
         if not query:
-            problems.append(f"{notebook.name} (live): the explorer has no query box")
+            problems.append(f"{notebook.name} (live): the widget has no query box")
         else:
             query[0].clear()
             query[0].send_keys(LIVE_QUERY + Keys.ENTER)
             wait_for(browser, lambda b: LIVE_QUERY in b.execute_script(
                 "return document.querySelector('.jp-Cell:last-child .jp-OutputArea').innerText")
                 or b.execute_script("return Array.from(document.querySelectorAll('.jp-Cell:last-child img'))"
-                                    ".some(i => i.complete && i.naturalWidth > 0)"), 120, "the explorer to answer")
+                                    ".some(i => i.complete && i.naturalWidth > 0)"), 120, "the widget to answer")
             time.sleep(5)
     shots = screenshot(browser, screenshots / f"{notebook.stem}-live.png")
     widget_shot = screenshots / f"{notebook.stem}-widget.png"
-    if notebook.stem == LIVE_NOTEBOOK and widget_picture(browser, widget_shot):
+    if notebook.stem in LIVE_NOTEBOOKS and widget_picture(browser, widget_shot):
         shots.append(widget_shot)
     after = files_outside(exp_dir)
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))

@@ -127,6 +127,38 @@ NOTEBOOKS = {
           "explorer.ranking_figure(own_query, k=top_k)", True),
          ("## Interactive\nPick a test caption or type any text (Enter searches), and pick a video.",
           "explorer.widget(k=top_k)", False)]),
+    "08_search": (
+        "# 08 · Search\n"
+        "What the student is for: one vector per video (or per moment of one), so a collection is searched with "
+        "one text forward and an index lookup. `tclib index` encodes a collection with a trained student (here "
+        "the params' last run, first seed), `tclib search` searches it; the same in Python below. For the demo "
+        "two indexes are built unless done: the test split's videos, and moments (4 s every 2 s) of longer "
+        "videos made by joining test videos, so that moment search has something to find.",
+        "indexes = None  # {name: index folder}; None: results/<exp>/index/test (and the demo's moments)\n"
+        "queries = None  # None: the first three test captions\n"
+        "top_k = 5",
+        [(None, "from pathlib import Path\n\nfrom tclib.search import demo, views\nfrom tclib.search.query import Index\n\n"
+                "folders = {name: Path(f) for name, f in indexes.items()} if indexes else demo.experiment_indexes(P)\n"
+                "opened = {name: Index(folder) for name, folder in folders.items()}\n"
+                "views.summary(opened)", False),
+         ("## Test captions as queries\nThe best test videos of each caption, with their scores; the caption's own "
+          "video is framed in green.",
+          "queries = queries or list(data.test.caption[:3])\n"
+          "wanted = [data.test.clip_id[data.test.caption == q].iloc[0] if (data.test.caption == q).any() else None\n"
+          "          for q in queries]\n"
+          "results, figure = views.search_figure(opened[\"test\"], queries, top_k, wanted)\nfigure", True),
+         ("## Moments\nThe same queries over moments: each result is a stretch of a video, with its seconds (on the "
+          "demo, a moment inside the caption's own video is framed in green).",
+          "name = \"moments\" if \"moments\" in opened else \"test\"\n"
+          "moments, figure = views.search_figure(opened[name], queries, top_k, wanted)\nfigure", True),
+         ("How often the best moments of a test caption include one inside its own video (the demo's joined "
+          "videos; chance at R@10 is about 10 × 6 / the number of moments).",
+          "demo.moment_recall(opened[\"moments\"], data.test) if \"moments\" in opened else None", False),
+         ("## One moment under the student's AFA weights\nThe best moment of the first query: its frames, and the "
+          "weight AFA gives each (they do not depend on the query).",
+          "views.attention_of(opened[name], moments.key.iloc[0])", True),
+         ("## Interactive\nType any text (Enter searches), and pick a moment to see its frames under AFA.",
+          "views.widget(opened[name], k=top_k)", False)]),
 }
 
 

@@ -46,7 +46,7 @@ from tclib.data.scenes import CAPTION_TEMPLATES, VideoPlan, plan_video, render_v
 from tclib.errors import DataError
 from tclib.files import atomic_path, read_json, write_text
 
-__all__ = ["relevance_table", "write_synthetic_msrvtt"]
+__all__ = ["relevance_table", "write_long_videos", "write_synthetic_msrvtt"]
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +220,33 @@ def relevance_table(root: str | os.PathLike) -> pd.DataFrame:
             if key not in row:
                 raise DataError(f"entry {i} of {path} has no {key!r}")
     return pd.DataFrame(data, columns=required + [c for c in (data[0] if data else {}) if c not in required])
+
+
+def write_long_videos(root: str | os.PathLike, folder: str | os.PathLike, per_video: int = 4,
+                      split: str = "test") -> Path:
+    """Longer videos to find moments in: the videos of a synthetic set's `split`, `per_video` at a
+    time, one after the other (the same frames, losslessly), as `folder/long<N>.mp4`, and
+    `folder/long_videos.json`: for each, the video of each stretch and its seconds [start, end).
+    Videos already written with their frame count are kept."""
+    import decord
+
+    root, folder = Path(root), Path(folder)
+    meta = [m for m in read_json(root / "video_meta.json", "synthetic data file") if m["split"] == split]
+    folder.mkdir(parents=True, exist_ok=True)
+    table = []
+    for n, first in enumerate(range(0, len(meta) - per_video + 1, per_video)):
+        parts, second = [], 0
+        for m in meta[first:first + per_video]:
+            parts.append({"video_id": m["video_id"], "start": second, "end": second + m["duration"]})
+            second += m["duration"]
+        table.append({"video_id": f"long{n}", "fps": meta[first]["fps"], "parts": parts})
+        path = folder / f"long{n}.mp4"
+        if path.exists() and _decoded_frame_count(path) == second * meta[first]["fps"]:
+            continue
+        frames = [decord.VideoReader(str(root / "videos" / f"{part['video_id']}.mp4"), num_threads=1)
+                  for part in parts]
+        _encode_mp4(np.concatenate([v.get_batch(list(range(len(v)))).asnumpy() for v in frames]), path,
+                    meta[first]["fps"])
+    write_text(folder / "long_videos.json", json.dumps(table, indent=1))
+    log.info("%d long videos of %d %s videos each in %s", len(table), per_video, split, folder)
+    return folder
