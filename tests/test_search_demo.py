@@ -33,3 +33,16 @@ def test_a_result_shows_the_video_itself_or_a_moment_inside_its_stretch():
     assert not views.is_correct(row("long0@2-6", "long0", 2, 6), "v2", truth)
     assert views.is_correct(row("v2", "v2", pd.NA, pd.NA), "v2", truth)  # a whole video: itself
     assert not views.is_correct(row("v2", "v2", pd.NA, pd.NA), None, truth)
+
+
+def test_the_search_widget_follows_the_query(demo_run, monkeypatch):
+    _, P = demo_run
+    index = Index(demo.experiment_indexes(P)["moments"])
+    shown = []
+    attention_of = views.attention_of
+    monkeypatch.setattr(views, "attention_of", lambda index, key: shown.append(key) or attention_of(index, key))
+    query, _, pick, _ = views.widget(index, k=3).children
+    text = "a blue square in front of a white backdrop"
+    query.value = text
+    assert list(pick.options) == index.search(text, 3).key.tolist() and pick.value == pick.options[0]
+    assert shown[-1] == pick.value  # the best moment's frames under AFA, without a click

@@ -105,6 +105,7 @@ def widget(index: Index, k: int = 5) -> Any:
             results, figure = search_figure(index, [query.value], k)
             display(figure)
         pick.options = list(results.key)
+        pick.value = pick.options[0] if pick.options else None  # shows its frames under AFA
 
     def show_attention(*_: Any) -> None:
         attention_out.clear_output(wait=True)
@@ -115,5 +116,4 @@ def widget(index: Index, k: int = 5) -> Any:
     query.observe(show_results, names="value")
     pick.observe(show_attention, names="value")
     show_results()
-    show_attention()
     return w.VBox([query, results_out, pick, attention_out])
