@@ -21,7 +21,7 @@ from tclib.lock import experiment_lock
 from tclib.search import build as build_module
 from tclib.search.build import build_index
 from tclib.search.model import ModelMismatch, student_spec
-from tclib.search.store import gather, read_manifest, read_units
+from tclib.search.store import ShardVectors, read_manifest, read_units
 from tclib.search.units import CollectionError, collection_of
 
 RUN, SEED = "teachclip:xclip", 0
@@ -48,7 +48,7 @@ def videos(synthetic_set, tmp_path) -> Path:
 
 def index_of(out: Path) -> tuple[pd.DataFrame, np.ndarray]:
     units = read_units(out)
-    return units.drop(columns=["shard", "row"]), gather(out, units)
+    return units.drop(columns=["shard", "row"]), ShardVectors(out, units).take(np.arange(len(units)))
 
 
 def test_a_folder_is_indexed_and_a_rerun_encodes_only_what_changed(videos, spec, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from tclib.errors import ParamsError
 from tclib.search import vectors
-from tclib.search.store import write_shard
+from tclib.search.store import ShardVectors, write_shard
 
 
 def test_the_index_is_chosen_by_the_collection_size():
@@ -37,8 +37,11 @@ def test_the_approximate_index_finds_what_exact_search_finds(tmp_path):
     choice = vectors.IndexChoice(**{k: record[k] for k in ("kind", "nlist", "pq_bytes", "nprobe", "rerank")})
     index = vectors.load(tmp_path, choice)
     queries = clustered(20, 64, seed=1)
-    scores, ids = vectors.search(tmp_path, units, index, choice, queries, 10)
-    stored = x.astype(np.float16).astype(np.float32)
-    np.testing.assert_allclose(scores, np.take_along_axis(queries @ stored.T, ids, 1), rtol=1e-5)  # re-ranked exactly
-    exact = vectors.exact_top(tmp_path, units, queries, 10)
+    stored = ShardVectors(tmp_path, units)
+    scores, ids = vectors.search(stored, index, choice, queries, 10)
+    as_stored = x.astype(np.float16).astype(np.float32)
+    np.testing.assert_allclose(scores, np.take_along_axis(queries @ as_stored.T, ids, 1), rtol=1e-5)  # re-ranked exactly
+    exact = vectors.exact_top(stored, queries, 10)
     assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ids, exact)]) >= 0.9
+    tuned = vectors.build(tmp_path, units, 64, vectors.choose(len(x), 64, "ivfpq"), queries=clustered(50, 64, seed=3))
+    assert tuned["tuned_on"] == "50 queries" and tuned["recall_at_10"] >= 0.95  # on the queries it was tuned on

@@ -74,12 +74,13 @@ def write_ground_truth(path: str | Path, pairs: list[tuple[str, str]]) -> Path:
 
 def export_index(index_folder: str | Path, out: str | Path) -> Path:
     """An index's unit vectors as a BigFile (ids: the unit keys; float16 stored, float32 written)."""
-    from .store import read_manifest, read_units, vectors_of
+    from .store import ShardVectors, read_manifest, read_units
 
     if read_manifest(Path(index_folder)) is None:
         raise DataError(f"{index_folder} is not a finished index (no manifest.json)")
     units = read_units(Path(index_folder))
-    return write_bigfile(out, list(units.key), np.concatenate(list(vectors_of(Path(index_folder), units))))
+    stored = ShardVectors(Path(index_folder), units)
+    return write_bigfile(out, list(units.key), stored.take(np.arange(len(stored))))
 
 
 def export_split(P, run: str | None, seed: int | None, out: str | Path, device: str = "cpu") -> Path:

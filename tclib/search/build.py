@@ -83,19 +83,22 @@ def decode_unit(task: tuple[str, int | None, int | None, Sampling]) -> tuple[np.
 
 def build_index(out: str | Path, collection: Collection, spec: StudentSpec, batch_size: int = 64,
                 workers: int = 4, shard_size: int = SHARD_SIZE, device: str = "auto", kind: str = "auto",
-                source: dict | None = None, lock: bool = True) -> BuildReport:
+                source: dict | None = None, lock: bool = True, tune_captions: list[str] | None = None
+                ) -> BuildReport:
     """Encode `collection` with `spec`'s student into the index folder `out` (see tclib.search.store).
     One run per folder (LockedError naming the holder); an index of another model is refused
-    (ModelMismatch naming the fields)."""
+    (ModelMismatch naming the fields). An approximate index is tuned on the text vectors of
+    `tune_captions` when given (tclib.search.vectors)."""
     out = Path(out)
+    args = (out, collection, spec, batch_size, workers, shard_size, device, kind, source, tune_captions)
     if lock and world()[1] == 1:
         with experiment_lock(out):
-            return _build(out, collection, spec, batch_size, workers, shard_size, device, kind, source)
-    return _build(out, collection, spec, batch_size, workers, shard_size, device, kind, source)
+            return _build(*args)
+    return _build(*args)
 
 
 def _build(out: Path, collection: Collection, spec: StudentSpec, batch_size: int, workers: int, shard_size: int,
-           device: str, kind: str, source: dict | None) -> BuildReport:
+           device: str, kind: str, source: dict | None, tune_captions: list[str] | None) -> BuildReport:
     manifest = read_manifest(out)
     if manifest is not None:
         spec_from_record(manifest["model"]).check_same(spec, str(out))
@@ -114,7 +117,7 @@ def _build(out: Path, collection: Collection, spec: StudentSpec, batch_size: int
     barrier()
     report.seconds = time.perf_counter() - started
     if is_main():
-        _finish(out, collection, identities, spec, kind, source, report)
+        _finish(out, collection, identities, spec, kind, source, report, tune_captions)
     barrier()
     return report
 
@@ -187,7 +190,7 @@ def _encode_batch(student, batch: list, device: torch.device, report: BuildRepor
 
 
 def _finish(out: Path, collection: Collection, identities: list[str], spec: StudentSpec, kind: str,
-            source: dict | None, report: BuildReport) -> None:
+            source: dict | None, report: BuildReport, tune_captions: list[str] | None = None) -> None:
     """The units table (the collection's order), failures, the FAISS index and, last, the manifest."""
     done, failed = _finished(out, spec.fingerprint)
     where = [done.get(ident) for ident in identities]
@@ -210,11 +213,20 @@ def _finish(out: Path, collection: Collection, identities: list[str], spec: Stud
         report.index = previous["index"]
     else:
         write_units(out, units)
-        report.index = vectors.build(out, units, dim, choice)
+        queries = None if not tune_captions or choice.kind == "exact" else text_vectors(spec, tune_captions)
+        report.index = vectors.build(out, units, dim, choice, queries=queries)
     write_manifest(out, {"model": dataclasses.asdict(spec), "model_fingerprint": spec.fingerprint, "root": collection.root,
                          "source": source or {}, "units": len(units), "dim": dim, "index": report.index,
                          "failed": len(failures), "skipped": len(collection.skipped)})
     log.info(report.summary())
+
+
+@torch.no_grad()
+def text_vectors(spec: StudentSpec, captions: list[str], batch: int = 256) -> np.ndarray:
+    """The student's float32 text vectors of `captions`."""
+    student, tokenizer = spec.load(), spec.tokenizer()
+    return np.concatenate([student.encode_text(tokenizer(captions[i:i + batch])).float().numpy()
+                           for i in range(0, len(captions), batch)])
 
 
 def _same_units(out: Path, units: pd.DataFrame) -> bool:

@@ -38,6 +38,8 @@ def add_commands(commands) -> None:
     index.add_argument("--index", dest="kind", default="auto", choices=("auto", "exact", "ivfpq"),
                        help="exact search, IVF-PQ with exact re-ranking, or by the collection's size")
     index.add_argument("--gpus", type=int, default=1, help="encode over this many processes (torchrun)")
+    index.add_argument("--tune-queries", metavar="FILE", help="captions (one a line) like the queries to come: "
+                                                             "the approximate index is tuned on them")
     index.set_defaults(handler=run_index)
 
     search = commands.add_parser("search", help="search an index with text")
@@ -84,9 +86,22 @@ def run_index(args: argparse.Namespace) -> int:
     if args.gpus > 1:
         return launch(args)
     report = build_index(args.out, collection(args, P), spec, args.batch_size, args.workers, args.shard_size,
-                         args.device, args.kind, source_of(args))
+                         args.device, args.kind, source_of(args), tune_captions=tune_captions(args))
     print(report.summary())
     return 0
+
+
+def tune_captions(args: argparse.Namespace) -> list[str] | None:
+    if getattr(args, "tune_queries", None) is None:
+        return None
+    try:
+        lines = Path(args.tune_queries).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TclibError(f"cannot read the captions to tune on, {args.tune_queries}: {exc}") from exc
+    captions = [line.strip() for line in lines if line.strip()]
+    if not captions:
+        raise TclibError(f"{args.tune_queries} holds no caption")
+    return captions
 
 
 def source_of(args: argparse.Namespace) -> dict:

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ParamsError
 from .model import StudentSpec, spec_from_record
-from .store import check_files, read_manifest, read_units
+from .store import ShardVectors, check_files, read_manifest, read_units
 from .vectors import IndexChoice, load, search
 
 RESULT_COLUMNS = ["query", "rank", "score", "key", "video_id", "path", "start", "end", "truncated"]
@@ -43,6 +43,7 @@ class Index:
                                                                        "rerank")})
         self.index = load(self.folder, self.choice)
         check_files(self.folder, manifest, self.units, self.index.ntotal)
+        self.stored = ShardVectors(self.folder, self.units)
         self.root = root or manifest["root"]
         self.device = torch.device(device)
         self.student = self.spec.load().to(self.device)
@@ -69,7 +70,7 @@ class Index:
         queries = [queries] if isinstance(queries, str) else list(queries)
         if k < 1:
             raise ParamsError(f"k must be ≥ 1, got {k}")
-        scores, ids = search(self.folder, self.units, self.index, self.choice, self.encode(queries), k)
+        scores, ids = search(self.stored, self.index, self.choice, self.encode(queries), k)
         rows = []
         for query, query_scores, query_ids in zip(queries, scores, ids):
             truncated = self.tokenizer.truncated(query)

@@ -77,11 +77,6 @@ def finished_shards(out: Path, model: str) -> Iterator[tuple[str, dict]]:
             yield vectors_path.stem, record
 
 
-def read_rows(out: Path, shard: str, rows: np.ndarray) -> np.ndarray:
-    """float32 vectors of `rows` of a shard, read from disk (positional reads: nothing else is loaded)."""
-    return NpyRows(shard_paths(out, shard)[0]).read(np.asarray(rows, dtype=np.int64)).astype(np.float32)
-
-
 # ------------------------------------------------------------------------------ tables and manifest
 
 
@@ -137,21 +132,34 @@ def check_files(out: Path, manifest: dict, units: pd.DataFrame, index_total: int
         raise IndexMismatch(f"{out}: the index does not match its manifest: " + "; ".join(problems))
 
 
-def gather(out: Path, units: pd.DataFrame) -> np.ndarray:
-    """The float32 vectors of `units` (rows of units.csv), in their order, read from their shards."""
-    shards = units["shard"].to_numpy()
-    pieces = [(np.flatnonzero(shards == shard), read_rows(out, shard, rows.to_numpy()))
-              for shard, rows in units.groupby("shard", sort=False)["row"]]
-    vectors = np.empty((len(units), pieces[0][1].shape[1] if pieces else 0), dtype=np.float32)
-    for where, values in pieces:
-        vectors[where] = values
-    return vectors
+class ShardVectors:
+    """The float16 vectors of an index's units, read by unit id from their shards (positional reads,
+    the shard files kept open): what exact re-ranking and the exact ground truth read."""
 
+    def __init__(self, out: Path, units: pd.DataFrame) -> None:
+        names, self.shard = np.unique(units["shard"].to_numpy(), return_inverse=True)
+        self.row = units["row"].to_numpy(dtype=np.int64)
+        self.files = [NpyRows(shard_paths(out, name)[0]) for name in names]
+        self.dim = self.files[0].row_shape[0] if self.files else 0
 
-def vectors_of(out: Path, units: pd.DataFrame, batch: int = 65536) -> Iterator[np.ndarray]:
-    """The units' vectors in their order (float32), `batch` rows at a time, read from the shards."""
-    for start in range(0, len(units), batch):
-        yield gather(out, units.iloc[start:start + batch])
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def take(self, ids: np.ndarray) -> np.ndarray:
+        """float32 (len(ids), dim): the vectors of units `ids`, in that order."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.empty((len(ids), self.dim), dtype=np.float16)
+        shards = self.shard[ids]
+        for k in np.unique(shards):
+            where = np.flatnonzero(shards == k)
+            order = where[np.argsort(self.row[ids[where]], kind="stable")]  # sorted rows: runs read at once
+            self.files[k].read_into(self.row[ids[order]], out, order)
+        return out.astype(np.float32)
+
+    def batches(self, batch: int = 65536) -> Iterator[np.ndarray]:
+        """Every unit's vector in the order of the units, `batch` at a time."""
+        for start in range(0, len(self), batch):
+            yield self.take(np.arange(start, min(len(self), start + batch)))
 
 
 def remove_file(path: Path) -> None:

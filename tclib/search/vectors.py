@@ -5,7 +5,9 @@ Chosen by the collection's size as autofaiss chooses (or named): up to EXACT_UP_
 `rerank` best candidates are scored again exactly with the float16 vectors read from the shards on
 disk, so that memory holds the codes only (about dim/8 + 8 bytes per vector). Both are built from the
 shards a batch at a time. The build reports the approximate index's recall@10 against exact search
-on held-out queries (stored vectors that did not train the quantizers).
+on held-out queries: the text vectors of captions given to the build, else stored vectors that did
+not train the quantizers (each not counted among its own neighbours). nprobe is tuned to reach
+recall@10 RECALL_TARGET on them, as autofaiss tunes its search parameters.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParamsError
-from .store import FAISS, gather, vectors_of
+from .store import FAISS, ShardVectors
 
 log = logging.getLogger(__name__)
 
@@ -55,39 +57,45 @@ def choose(n: int, dim: int, kind: str = "auto") -> IndexChoice:
     return IndexChoice("ivfpq", nlist=nlist, pq_bytes=pq_bytes, nprobe=max(8, nlist // 128), rerank=100)
 
 
-def build(out: Path, units: pd.DataFrame, dim: int, choice: IndexChoice, seed: int = 0) -> dict:
-    """Build and save the index of `units` (the order of units.csv); returns what the manifest records."""
+def build(out: Path, units: pd.DataFrame, dim: int, choice: IndexChoice, seed: int = 0,
+          queries: np.ndarray | None = None) -> dict:
+    """Build and save the index of `units` (the order of units.csv); returns what the manifest records.
+    The approximate index's nprobe is tuned on `queries` (vectors of queries like the ones to come:
+    text vectors of captions), else on held-out stored vectors."""
     import faiss
 
     started = time.perf_counter()
+    stored = ShardVectors(out, units)
     if choice.kind == "exact":
         index = faiss.IndexFlatIP(dim)
     else:
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFPQ(quantizer, dim, choice.nlist, choice.pq_bytes, 8, faiss.METRIC_INNER_PRODUCT)
         train_rows, held_out = _samples(len(units), max(40 * choice.nlist, 50_000), seed)
-        index.train(_gather(out, units, train_rows))
-    for vectors in vectors_of(out, units):
+        index.train(stored.take(train_rows))
+    for vectors in stored.batches():
         index.add(vectors)
     faiss.write_index(index, str(out / f"{FAISS}.tmp"))
     (out / f"{FAISS}.tmp").replace(out / FAISS)
     if choice.kind != "exact":
-        choice, recall = tune(out, units, index, choice, _gather(out, units, held_out), held_out)
+        tuning = (stored.take(held_out), held_out) if queries is None else (queries, None)
+        choice, recall = tune(stored, index, choice, *tuning)
     record = {**asdict(choice), "built_seconds": round(time.perf_counter() - started, 1)}
     if choice.kind != "exact":
         record["recall_at_10"] = recall
-        log.info("%s: %s, recall@10 %.3f against exact search on %d held-out queries", out, choice.describe(),
-                 recall, len(held_out))
+        record["tuned_on"] = "held-out stored vectors" if queries is None else f"{len(queries)} queries"
+        log.info("%s: %s, recall@10 %.3f against exact search on %s", out, choice.describe(), recall,
+                 record["tuned_on"])
     return record
 
 
-def tune(out: Path, units: pd.DataFrame, index, choice: IndexChoice, queries: np.ndarray, own: np.ndarray,
+def tune(stored: ShardVectors, index, choice: IndexChoice, queries: np.ndarray, own: np.ndarray | None,
          target: float = RECALL_TARGET) -> tuple[IndexChoice, float]:
     """The smallest nprobe (doubling from the choice's) whose recall@10 reaches `target`, as autofaiss
     tunes its search parameters; at most a quarter of the lists are probed."""
     while True:
         index.nprobe = choice.nprobe
-        recall = recall_at_10(out, units, index, choice, queries, own)
+        recall = recall_at_10(stored, index, choice, queries, own)
         if recall >= target or choice.nprobe * 2 > choice.nlist // 4:
             return choice, recall
         choice = replace(choice, nprobe=choice.nprobe * 2)
@@ -100,32 +108,29 @@ def _samples(n: int, train: int, seed: int, queries: int = 256) -> tuple[np.ndar
     return np.sort(order[len(held_out):len(held_out) + train]), held_out
 
 
-def _gather(out: Path, units: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    return gather(out, units.iloc[rows])
-
-
-def search(out: Path, units: pd.DataFrame, index, choice: IndexChoice, queries: np.ndarray, k: int
+def search(stored: ShardVectors, index, choice: IndexChoice, queries: np.ndarray, k: int
            ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids) of the k best units for each query (rows of float32 vectors), best first."""
-    k = min(k, len(units))
+    k = min(k, len(stored))
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
     if choice.kind == "exact":
-        return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    _, candidates = index.search(np.ascontiguousarray(queries, dtype=np.float32), max(k, choice.rerank))
-    scores, ids = np.empty((len(queries), k), np.float32), np.empty((len(queries), k), np.int64)
+        return index.search(queries, k)
+    _, candidates = index.search(queries, max(k, choice.rerank))
+    scores, ids = np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
     for i, row in enumerate(candidates):
         row = row[row >= 0]
-        exact = _gather(out, units, row) @ queries[i]
+        exact = stored.take(row) @ queries[i]
         best = np.argsort(-exact, kind="stable")[:k]
         scores[i, :len(best)], ids[i, :len(best)] = exact[best], row[best]
     return scores, ids
 
 
-def exact_top(out: Path, units: pd.DataFrame, queries: np.ndarray, k: int) -> np.ndarray:
+def exact_top(stored: ShardVectors, queries: np.ndarray, k: int) -> np.ndarray:
     """The ids of the exact k best units of each query, read from the shards a batch at a time."""
     best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
     best_ids = np.zeros((len(queries), k), dtype=np.int64)
     offset = 0
-    for vectors in vectors_of(out, units):
+    for vectors in stored.batches():
         scores = queries @ vectors.T
         ids = np.broadcast_to(np.arange(offset, offset + len(vectors)), scores.shape)
         merged_scores, merged_ids = np.hstack([best_scores, scores]), np.hstack([best_ids, ids])
@@ -135,13 +140,13 @@ def exact_top(out: Path, units: pd.DataFrame, queries: np.ndarray, k: int) -> np
     return best_ids
 
 
-def recall_at_10(out: Path, units: pd.DataFrame, index, choice: IndexChoice, queries: np.ndarray,
+def recall_at_10(stored: ShardVectors, index, choice: IndexChoice, queries: np.ndarray,
                  own: np.ndarray | None = None) -> float:
     """The share of the exact top 10 that the index returns in its top 10, over `queries`; a query that
     is a stored vector (`own`: its row) does not count itself among its neighbours."""
     extra = 0 if own is None else 1
-    exact = exact_top(out, units, queries, 10 + extra)
-    _, approx = search(out, units, index, choice, queries, 10 + extra)
+    exact = exact_top(stored, queries, 10 + extra)
+    _, approx = search(stored, index, choice, queries, 10 + extra)
     recalls = []
     for i, (a, e) in enumerate(zip(approx, exact)):
         if own is not None:

@@ -18,7 +18,7 @@ from ..distributed import init_from_environment, is_main, world
 from ..params import load_params
 from ..runlog import LOG_FORMAT
 from .build import build_index
-from .commands import collection, source_of
+from .commands import collection, source_of, tune_captions
 from .model import student_spec
 
 
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     rank, _ = world()
     device = f"cuda:{rank}" if args.device in ("auto", "cuda") and __import__("torch").cuda.is_available() else "cpu"
     report = build_index(args.out, collection(args, P), student_spec(P, args.run, args.seed), args.batch_size,
-                         args.workers, args.shard_size, device, args.kind, source_of(args), lock=False)
+                         args.workers, args.shard_size, device, args.kind, source_of(args), lock=False,
+                         tune_captions=tune_captions(args))
     if is_main():
         print(report.summary())
 
