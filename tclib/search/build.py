@@ -57,6 +57,7 @@ class BuildReport:
     decode_seconds: float = 0.0  # waiting for decoded frames
     model_seconds: float = 0.0  # in the model
     index: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
 
     def summary(self) -> str:
         rate = self.encoded / self.seconds if self.seconds else 0.0
@@ -169,6 +170,8 @@ def _encode_chunk(out: Path, collection: Collection, identities: list[str], chun
             rows += [i for i, _, _ in batch]
             batch = []
         bar.update(1)
+        bar.set_postfix(frames_per_s=f"{report.frames / max(time.perf_counter() - report.started, 1e-9):.0f}",
+                        refresh=False)
         waited = time.perf_counter()
     if batch:
         parts.append(_encode_batch(student, batch, device, report))
