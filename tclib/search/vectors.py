@@ -46,6 +46,14 @@ class IndexChoice:
                 f"{self.rerank}")
 
 
+def _faiss():
+    """The faiss module, imported quietly (its loader logs every CPU extension it tries at INFO)."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss as module
+
+    return module
+
+
 def choose(n: int, dim: int, kind: str = "auto") -> IndexChoice:
     """The index for `n` vectors of `dim`: exact up to EXACT_UP_TO (or when named), IVF-PQ above."""
     if kind not in KINDS:
@@ -62,7 +70,7 @@ def build(out: Path, units: pd.DataFrame, dim: int, choice: IndexChoice, seed: i
     """Build and save the index of `units` (the order of units.csv); returns what the manifest records.
     The approximate index's nprobe is tuned on `queries` (vectors of queries like the ones to come:
     text vectors of captions), else on held-out stored vectors."""
-    import faiss
+    faiss = _faiss()
 
     started = time.perf_counter()
     stored = ShardVectors(out, units)
@@ -156,9 +164,7 @@ def recall_at_10(stored: ShardVectors, index, choice: IndexChoice, queries: np.n
 
 
 def load(out: Path, choice: IndexChoice):
-    import faiss
-
-    index = faiss.read_index(str(out / FAISS))
+    index = _faiss().read_index(str(out / FAISS))
     if choice.kind != "exact":
         index.nprobe = choice.nprobe
     return index
