@@ -108,6 +108,7 @@ def _build(out: Path, collection: Collection, spec: StudentSpec, batch_size: int
     identities = [unit_identity(u) for u in collection.units.itertuples(index=False)]
     done, failed = _finished(out, spec.fingerprint)
     pending = [i for i, ident in enumerate(identities) if ident not in done and ident not in failed]
+    report.reused = sum(ident in done for ident in identities)
     chunks = [pending[i:i + shard_size] for i in range(0, len(pending), shard_size)]
     rank, processes = world()
     mine = chunks[rank::processes]
@@ -205,7 +206,6 @@ def _finish(out: Path, collection: Collection, identities: list[str], spec: Stud
     failures.update({key: failed.get(ident, "not encoded") for key, ident, w in
                      zip(collection.units.key, identities, where) if w is None})
     report.units, report.failed = len(units), len(failures)
-    report.reused = report.units - report.encoded
     write_failures(out, failures)
     if units.empty:
         raise CollectionError(f"{out}: nothing to index, every unit failed (see {out / 'failures.csv'})")
@@ -263,6 +263,7 @@ def import_bigfile(out: str | Path, folder: str | Path, spec: StudentSpec, kind:
         for start in range(0, len(ids), shard_size):
             chunk = identities[start:start + shard_size]
             if chunk[0] in done:
+                report.reused += len(chunk)
                 continue
             part = rows[start:start + shard_size]
             part = part / np.linalg.norm(part, axis=1, keepdims=True).clip(min=1e-12)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -160,11 +159,3 @@ class ShardVectors:
         """Every unit's vector in the order of the units, `batch` at a time."""
         for start in range(0, len(self), batch):
             yield self.take(np.arange(start, min(len(self), start + batch)))
-
-
-def remove_file(path: Path) -> None:
-    """Remove a derived file this module writes (a FAISS index being replaced)."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
