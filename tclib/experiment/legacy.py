@@ -9,6 +9,9 @@ their record rewritten, `adopted_from` naming the old folder) when a stage asks 
   cache whose manifest holds the same clips, segments, sampling and storage (after a move);
 - the other stages (tclib.stages.Stage with `legacy` inputs) by their record's inputs, computed
   with the upstream fingerprints and file identities of that time (`Identities` of `earlier`).
+
+Decoding on the fly (`frame_cache: false`) left no frame folder to recognise: its earlier frames
+fingerprint is computed from the videos' absolute paths, so those stages are found in place only.
 """
 
 from __future__ import annotations
