@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 __all__ = ["Figure", "attention_figure", "framed_strip", "moments_figure", "ranking_figure", "rank_histogram_figure",
-           "similarity_figure", "thumbnail_strip", "training_curves_figure", "video_frames_figure"]
+           "similarity_figure", "thumbnail_strip", "training_curves_figure", "training_log_figure",
+           "video_frames_figure"]
 
 BORDER = 2  # px of frame between thumbnails, so that a blank frame never looks like a gap
 BORDER_GREY = 128
@@ -107,6 +108,62 @@ def training_curves_figure(histories: Mapping[str, Sequence[float]], title: str 
         ax.text(0.5, 0.5, "no training runs", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     return fig
+
+
+# the panels of training_log_figure: a title and which of a run's scalars (tclib.monitor) it draws
+TRAINING_PANELS = (("loss", lambda name: name in ("loss", "epoch_loss") or name.startswith("loss/")),
+                   ("learning rate", lambda name: name.startswith("lr/")),
+                   ("samples/s", lambda name: name == "samples_per_s"),
+                   ("share of the step waiting for data", lambda name: name == "data_wait_share"),
+                   ("GPU memory peak (GB)", lambda name: name == "gpu_memory_peak_gb"))
+
+
+def training_panel(name: str) -> str:
+    """The panel of training_log_figure that draws the scalar `name` (one of its own when none is named)."""
+    return next((title for title, draws in TRAINING_PANELS if draws(name)), name)
+
+
+def training_log_figure(frame: pd.DataFrame, title: str = "") -> Figure:
+    """The scalars of training runs over their steps (tclib.monitor.read_training_log): one row of panels
+    per run (column `run`; one run without it), one panel per kind of scalar (loss and its terms, with
+    the epochs' mean loss as dots; learning rates; throughput; data-wait share; GPU memory), each
+    panel's scale shared by the runs."""
+    frame = frame if "run" in frame else frame.assign(run="")
+    drawn = set(frame["name"].map(training_panel))
+    panels = [t for t, _ in TRAINING_PANELS if t in drawn] + sorted(drawn - {t for t, _ in TRAINING_PANELS})
+    runs = list(dict.fromkeys(frame["run"]))
+    names = list(dict.fromkeys(frame["name"]))  # a scalar has one colour in every run's panel
+    colours = {n: f"C{i % 10}" for p in panels for i, n in enumerate(n for n in names if training_panel(n) == p)}
+    fig = Figure(figsize=(3.3 * max(1, len(panels)), 0.5 + 2.3 * max(1, len(runs))))
+    if not panels:
+        fig.text(0.5, 0.5, "no training scalars", ha="center", va="center")
+        return fig
+    axes = fig.subplots(len(runs), len(panels), sharey="col", squeeze=False)
+    for (row, run), (column, panel) in ((r, c) for r in enumerate(runs) for c in enumerate(panels)):
+        training_panel_plot(axes[row, column], frame[frame["run"] == run], panel, colours)
+        axes[row, column].set_title(panel if row == 0 else "", fontsize=8)
+        axes[row, column].set_xlabel("step" if row == len(runs) - 1 else "", fontsize=7)
+        if column == 0 and run:
+            axes[row, column].set_ylabel("\n".join(textwrap.wrap(str(run), 24)), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9, x=0.01, ha="left")
+    fig.tight_layout()
+    return fig
+
+
+def training_panel_plot(ax, scalars: pd.DataFrame, panel: str, colours: Mapping[str, str]) -> None:
+    """One run's scalars of one panel of training_log_figure, one line per name."""
+    scalars = scalars[scalars["name"].map(training_panel) == panel]
+    for name, rows in scalars.groupby("name", sort=False):
+        ax.plot(rows["step"], rows["value"], label=name, linewidth=1.0, color=colours[name],
+                **({"marker": "o", "linestyle": "none", "markersize": 4} if name == "epoch_loss" else {}))
+    if panel == "learning rate" and (scalars["value"] > 0).any():
+        ax.set_yscale("log")  # CLIP's rate is a thousandth of the new layers'; 0 in the warm-up's first step
+    if panel == "share of the step waiting for data":
+        ax.set_ylim(0, 1)
+    if len(ax.lines) > 1:
+        ax.legend(fontsize=6)
+    ax.tick_params(labelsize=7)
 
 
 def rank_histogram_figure(ranks: pd.DataFrame, n_videos: int) -> Figure:

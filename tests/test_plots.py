@@ -2,6 +2,7 @@
 
 import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 
 from tclib import plots
@@ -53,3 +54,28 @@ def test_attention_panels_share_one_colour_scale_and_ignore_padded_slots():
     assert matplotlib.get_backend() == backend
     import matplotlib.pyplot as plt
     assert plt.get_fignums() == []  # a plain Figure, not one registered with pyplot
+
+
+def test_training_log_figure_draws_one_row_per_run_and_one_panel_per_kind_of_scalar():
+    rows = [("teachclip", s, n, v) for s in (1, 2, 3) for n, v in
+            {"loss": 2.0, "loss/coarse": 1.0, "loss/fine": 0.5, "lr/clip": 1e-7, "lr/new": 1e-4,
+             "samples_per_s": 80.0, "data_wait_share": 0.1, "gpu_memory_peak_gb": 3.5}.items()]
+    rows += [("teachclip", 3, "epoch_loss", 1.8)] + [("meanP", s, "loss", 1.0) for s in (1, 2)]
+    fig = plots.training_log_figure(pd.DataFrame(rows, columns=["run", "step", "name", "value"]), title="students")
+    titles = ["loss", "learning rate", "samples/s", "share of the step waiting for data", "GPU memory peak (GB)"]
+    assert [ax.get_title() for ax in fig.axes] == titles + [""] * 5
+    assert [fig.axes[i].get_ylabel() for i in (0, 5)] == ["teachclip", "meanP"]
+    loss = fig.axes[0]
+    assert [line.get_label() for line in loss.lines] == ["loss", "loss/coarse", "loss/fine", "epoch_loss"]
+    assert list(loss.lines[-1].get_xdata()) == [3]
+    assert [line.get_label() for line in fig.axes[1].lines] == ["lr/clip", "lr/new"]
+    assert fig.axes[3].get_ylim() == (0, 1)
+    assert [line.get_label() for line in fig.axes[5].lines] == ["loss"] and not fig.axes[6].lines
+    assert fig.get_suptitle() == "students"
+
+
+def test_training_log_figure_of_one_run_without_a_run_column():
+    frame = pd.DataFrame({"step": [1, 2], "name": ["loss", "loss"], "value": [2.0, 1.0]})
+    fig = plots.training_log_figure(frame)
+    assert [ax.get_title() for ax in fig.axes] == ["loss"] and len(fig.axes[0].lines) == 1
+    assert isinstance(plots.training_log_figure(frame.iloc[:0]), plots.Figure)
