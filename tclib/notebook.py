@@ -36,10 +36,11 @@ from .experiment.plan import stage_plan
 from .experiment.runs import TEACHER_NAMES
 from .experiment.teachers import load_teacher, teacher_features_dir
 from .errors import ParamsError
+from .monitor import read_training_logs
 from .params import Params, load_params
 from .preflight import teacher_problems
 from .plots import (Figure, attention_figure, rank_histogram_figure, similarity_figure, training_curves_figure,
-                    video_frames_figure)
+                    training_log_figure, video_frames_figure)
 from .progress import in_batch_run
 from .runlog import LOG_FORMAT
 from .scoring import cache_size, read_teacher_features
@@ -164,6 +165,33 @@ def training_histories(P: Params, data: Data, kind: str = "students") -> dict[st
 def training_curves(P: Params, data: Data, kind: str = "students") -> Figure:
     histories = training_histories(P, data, kind)
     return training_curves_figure(histories, title=f"{kind} of {P.exp}: training loss per epoch")
+
+
+class Note(str):
+    """A few words a notebook shows as Markdown where there is nothing to draw."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def training_scalars(P: Params, data: Data, kind: str = "students") -> Figure | Note:
+    """What the first seed of every run of `kind` logged as it trained (tclib.monitor: loss and its terms,
+    learning rates, throughput, data wait), or a note when none of them did."""
+    seed = P.seeds[0]
+    folders = {key.split("/")[1]: directory / "run" for key, directory in stage_plan(P, data).items()
+               if key.startswith(f"{kind}/") and key.endswith(f"/seed{seed}")}
+    return training_scalars_view(folders, title=f"{kind} of {P.exp}, seed {seed}: scalars logged while training")
+
+
+def training_scalars_view(folders: Mapping[str, Path], title: str = "") -> Figure | Note:
+    """The scalars of the runs in `folders` ({run: its folder}) in one figure, or a note naming the runs
+    when none of them wrote scalars.csv (runs trained before it was written, or given as checkpoints)."""
+    logs = read_training_logs(folders)
+    if len(logs):
+        return training_log_figure(logs, title)
+    runs = ", ".join(folders) or "none"
+    return Note(f"*No scalars logged while training* (runs: {runs}): they were trained before runs wrote "
+                "`scalars.csv`, or not trained here.")
 
 
 # ------------------------------------------------------------------------------------------- 04

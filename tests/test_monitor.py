@@ -1,5 +1,5 @@
 """Training scalars: what scalars.csv holds is what TensorBoard reads; other ranks write nothing; a resumed
-run drops what the interrupted one wrote after its checkpoint."""
+run drops what the interrupted one wrote after its checkpoint; the notebook's view of several runs."""
 
 import itertools
 import math
@@ -11,7 +11,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tclib.monitor import TrainingLog, read_training_log
+from tclib import notebook
+from tclib.monitor import TrainingLog, read_training_log, read_training_logs
+from tclib.plots import Figure
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +105,14 @@ def test_a_fresh_start_drops_an_earlier_attempt(tmp_path):
     assert sorted(set(rows.step)) == [1, 2] and rows.loc[rows.name == "loss", "value"].tolist() == [12.0, 11.0]
     assert_same_rows(rows, tensorboard_rows(tmp_path))
 
+
+def test_training_scalars_view_draws_the_runs_that_logged_and_notes_when_none_did(tmp_path):
+    write_run(tmp_path / "teachclip", range(1, 6))
+    (tmp_path / "meanP").mkdir()  # trained before scalars were logged
+    logs = read_training_logs({"teachclip": tmp_path / "teachclip", "meanP": tmp_path / "meanP"})
+    assert set(logs.run) == {"teachclip"} and list(logs.columns) == ["run", "step", "name", "value"]
+
+    figure = notebook.training_scalars_view({"teachclip": tmp_path / "teachclip", "meanP": tmp_path / "meanP"})
+    assert isinstance(figure, Figure)
+    note = notebook.training_scalars_view({"meanP": tmp_path / "meanP"})
+    assert not isinstance(note, Figure) and "meanP" in note._repr_markdown_()

@@ -72,7 +72,12 @@ NOTEBOOKS = {
         "of the reference code) are evaluated, not trained. A run interrupted resumes from its last epoch.",
         "",
         [(None, "from tclib.experiment.students import train_students\n\ntrain_students(P, data)", False),
-         ("## Training curves", "notebook.training_curves(P, data, kind=\"students\")", True)]),
+         ("## Training curves", "notebook.training_curves(P, data, kind=\"students\")", True),
+         ("## Logged while training\nWhat each run (its first seed) wrote to `scalars.csv` and to TensorBoard every few "
+          "steps, in its stage folder (`tensorboard --logdir results/<exp>` shows them live): the loss and its terms "
+          "(dots: each epoch's mean), the learning rate of each parameter group, samples per second, the share of "
+          "each step spent waiting for the next batch and, on a GPU, peak memory.",
+          "notebook.training_scalars(P, data)", False)]),
     "04_evaluate": (
         "# 04 · Evaluation\n"
         "Text-to-video and video-to-text retrieval on the test split, for every student and teacher and seed, "
