@@ -116,3 +116,32 @@ def test_clip_file_with_wrong_keys_names_them(tmp_path):
     (tmp_path / "notes.pt").write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match=r"notes\.pt: cannot be read as a CLIP checkpoint"):
         load_clip("tclib-tiny", str(tmp_path / "notes.pt"))
+
+
+def checkpointing_step(student: CLIP4Clip, batch: dict, enabled: bool) -> tuple[torch.Tensor, dict, int]:
+    """The contrastive loss and every gradient of one backward, with checkpointing on or off, and how
+    many tensors autograd saved for backward."""
+    from tclib.models.backbone import set_grad_checkpointing
+    from tclib.teaching import ContrastiveObjective
+
+    assert set_grad_checkpointing(student, enabled) == 3  # image tower, text tower, seqTransf head
+    student.zero_grad(set_to_none=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        loss, _ = ContrastiveObjective()(student, batch)
+    loss.backward()
+    return loss.detach(), {name: p.grad.clone() for name, p in student.named_parameters()}, len(saved)
+
+
+def test_grad_checkpointing_gives_the_plain_loss_and_gradients():
+    torch.manual_seed(0)
+    student = CLIP4Clip(load_clip("tclib-tiny", ""), temporal="seqTransf", afa=True, temporal_layers=2)
+    batch = {"tokens": torch.randint(1, 1000, (4, 12)), "frames": torch.randint(0, 256, (4, 3, 3, 32, 32), dtype=torch.uint8),
+             "frame_mask": torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])}
+    loss, grads, saved = checkpointing_step(student, batch, enabled=False)
+    loss_ckpt, grads_ckpt, saved_ckpt = checkpointing_step(student, batch, enabled=True)
+    torch.testing.assert_close(loss_ckpt, loss, rtol=1e-6, atol=1e-7)
+    assert grads_ckpt.keys() == grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_ckpt[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+    assert saved_ckpt < saved / 2  # each block keeps its input only (its rest is recomputed in backward)

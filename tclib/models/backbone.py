@@ -17,6 +17,7 @@ from pathlib import Path
 import open_clip
 import torch
 from open_clip.model import CLIP
+from open_clip.transformer import Transformer
 from torch import nn
 
 from ..data.frames import normalize_frames
@@ -242,3 +243,15 @@ def clip_width(clip: CLIP) -> int:
     """The joint embedding size D."""
     return int(clip.text_projection.shape[-1] if not isinstance(clip.text_projection, nn.Linear)
                else clip.text_projection.out_features)
+
+
+def set_grad_checkpointing(model: nn.Module, enabled: bool) -> int:
+    """Switch activation checkpointing on or off in every open_clip transformer stack inside `model`
+    (the image and text towers of each CLIP, and the seqTransf heads of a student and of teachers);
+    returns how many stacks were switched. A checkpointed stack keeps only each block's input in the
+    forward pass and recomputes the block in backward: the same losses and gradients, far less memory
+    (see tclib.memory), about a third more compute."""
+    stacks = [module for module in model.modules() if isinstance(module, Transformer)]
+    for stack in stacks:
+        stack.grad_checkpointing = enabled
+    return len(stacks)
