@@ -11,11 +11,13 @@ processes), so that after DDP's averaging the gradients equal one process's on t
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["barrier", "gather", "gather_with_grad", "init_from_environment", "is_main", "local_rows", "world"]
+__all__ = ["PROCESS_GROUP_TIMEOUT", "backend_for", "barrier", "gather", "gather_with_grad", "init_from_environment",
+           "is_cuda", "is_main", "local_device", "local_rows", "world"]
 
 
 def world() -> tuple[int, int]:
@@ -66,13 +68,42 @@ def local_rows(tensor: torch.Tensor) -> torch.Tensor:
     return tensor[rank * rows:(rank + 1) * rows]
 
 
-def init_from_environment() -> bool:
-    """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR/PORT):
-    NCCL on GPUs (each process on cuda:LOCAL_RANK), gloo on CPUs. False when there is one process."""
+# NCCL gives up on a collective after 10 minutes by default. In `tclib index --gpus N` rank 0 builds
+# and tunes the FAISS index of the whole collection (hours for a large one) while the other ranks
+# wait for it at a barrier, so the process group waits this long instead.
+PROCESS_GROUP_TIMEOUT = timedelta(hours=6)
+
+
+def is_cuda(device: str) -> bool:
+    """Whether `device` ("auto", "cpu", "cuda", "cuda:1", ...) resolves to a GPU: "auto" when one is present."""
+    if device == "auto":
+        return torch.cuda.is_available()
+    return torch.device(device).type == "cuda"
+
+
+def backend_for(device: str) -> str:
+    """The process group's backend for processes on `device`: NCCL on GPUs, gloo otherwise."""
+    return "nccl" if is_cuda(device) else "gloo"
+
+
+def local_device(device: str = "auto") -> torch.device:
+    """This process's device: on a GPU without an index ("auto" with a GPU present, "cuda") the GPU of
+    its local rank, cuda:LOCAL_RANK (the global rank counts the GPUs of every machine); a device with
+    an index as given (the pre-flight refuses one for several processes); else the CPU device asked."""
+    if not is_cuda(device):
+        return torch.device("cpu" if device == "auto" else device)
+    chosen = torch.device("cuda" if device == "auto" else device)
+    return chosen if chosen.index is not None else torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init_from_environment(device: str = "auto") -> bool:
+    """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR/PORT)
+    for processes on `device`: NCCL when it resolves to a GPU, each process on `local_device(device)`,
+    gloo otherwise; collectives wait up to PROCESS_GROUP_TIMEOUT. False when there is one process."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     if not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if is_cuda(device):
+            torch.cuda.set_device(local_device(device))
+        dist.init_process_group(backend_for(device), timeout=PROCESS_GROUP_TIMEOUT)
     return True

@@ -23,9 +23,9 @@ from .runlog import LOG_FORMAT
 
 def main(argv: list[str] | None = None) -> None:
     job = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
-    init_from_environment()
-    logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format=LOG_FORMAT, stream=sys.stdout)
     P = Params.from_mapping(job["params"], source=str((argv or sys.argv[1:])[0]))
+    init_from_environment(P.device)
+    logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format=LOG_FORMAT, stream=sys.stdout)
     train_student(P, prepare_data(P), job["run"], int(job["seed"]), Path(job["directory"]))
 
 

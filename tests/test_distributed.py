@@ -1,12 +1,18 @@
 """Training over several processes: two gloo processes, each with half of a global batch, give the
 loss and the gradients of one process on the whole batch (in-batch negatives over the global batch,
-teachers scoring the global batch, AFA taught on each process's own videos)."""
+teachers scoring the global batch, AFA taught on each process's own videos). Processes join with
+the backend of the device the run asks for, each on the GPU of its local rank."""
 
+import json
+from datetime import timedelta
+
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+from tclib.distributed import PROCESS_GROUP_TIMEOUT, backend_for, init_from_environment, local_device
 from tclib.models import CLIP4Clip, load_clip
 from tclib.scoring import CachedTeacherScores
 from tclib.teaching import TeachingObjective
@@ -74,3 +80,76 @@ def test_two_processes_give_the_loss_and_gradients_of_one_on_the_global_batch(tm
     for name, grad in expected.items():
         for r in ranks:
             torch.testing.assert_close(r["grads"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.fixture
+def gpus_here(monkeypatch):
+    """Pretend this machine has `count` GPUs (torch.cuda.is_available / device_count)."""
+    def pretend(count: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    return pretend
+
+
+def test_the_backend_follows_the_device_asked_not_the_machine(gpus_here):
+    gpus_here(2)
+    assert [backend_for(d) for d in ("auto", "cuda", "cuda:1", "cpu")] == ["nccl", "nccl", "nccl", "gloo"]
+    gpus_here(0)
+    assert [backend_for(d) for d in ("auto", "cpu")] == ["gloo", "gloo"]
+
+
+def test_each_process_takes_the_gpu_of_its_local_rank(gpus_here, monkeypatch):
+    gpus_here(2)
+    monkeypatch.setenv("RANK", "3")  # the second process of the second machine
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert local_device("cuda") == local_device("auto") == torch.device("cuda", 1)
+    assert local_device("cpu") == torch.device("cpu")
+    gpus_here(0)
+    assert local_device("auto") == torch.device("cpu")
+
+
+@pytest.fixture
+def joined(monkeypatch):
+    """Four processes (this one rank 3, local rank 1): the arguments init_from_environment passes to
+    init_process_group and torch.cuda.set_device, captured instead of joining."""
+    for name, value in {"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    calls = {}
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda *args, **kwargs: calls.update(group=(args, kwargs)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.update(gpu=device))
+    return calls
+
+
+def test_init_joins_with_the_backend_of_the_device_and_a_long_timeout(gpus_here, joined):
+    gpus_here(2)
+    assert init_from_environment("cuda")
+    assert joined.pop("group") == (("nccl",), {"timeout": PROCESS_GROUP_TIMEOUT})
+    assert joined.pop("gpu") == torch.device("cuda", 1)
+    # rank 0 may build and tune a large FAISS index while the others wait: far past NCCL's 10 minutes
+    assert PROCESS_GROUP_TIMEOUT >= timedelta(hours=2)
+    init_from_environment("cpu")  # CPU processes on a GPU machine: gloo, no GPU taken
+    assert joined == {"group": (("gloo",), {"timeout": PROCESS_GROUP_TIMEOUT})}
+    init_from_environment()  # "auto": the GPU when there is one
+    assert joined["group"][0] == ("nccl",)
+
+
+def test_the_index_worker_encodes_on_the_gpu_of_its_local_rank(gpus_here, monkeypatch, tmp_path):
+    from tclib.search import worker
+
+    gpus_here(2)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    seen = {}
+    monkeypatch.setattr(worker, "init_from_environment", lambda device: seen.update(joined=device))
+    monkeypatch.setattr(worker, "load_params", lambda path: None)
+    monkeypatch.setattr(worker, "collection", lambda args, P: None)
+    monkeypatch.setattr(worker, "student_spec", lambda P, run, seed: None)
+    monkeypatch.setattr(worker, "build_index", lambda *args, **kwargs: seen.update(device=args[6]) or "report")
+    monkeypatch.setattr(worker, "is_main", lambda: False)
+    job = tmp_path / "launch.json"
+    sources = dict.fromkeys(("list", "split", "segment_seconds", "segment_stride", "shots", "run", "seed"))
+    job.write_text(json.dumps({**sources, "out": str(tmp_path), "videos": "v", "params": "p.yaml", "device": "cuda",
+                               "batch_size": 8, "workers": 0, "shard_size": 16, "kind": "exact"}))
+    worker.main([str(job)])
+    assert seen == {"joined": "cuda", "device": "cuda:1"}

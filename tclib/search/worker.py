@@ -1,4 +1,5 @@
-"""One process of `tclib index --gpus N`; torchrun starts one per GPU (or several on CPUs, gloo):
+"""One process of `tclib index --gpus N`; torchrun starts one per GPU, each on the GPU of its local
+rank (or several on CPUs, gloo):
 
     python -m torch.distributed.run --nproc_per_node=<N> -m tclib.search.worker <out>/launch.json
 
@@ -14,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..distributed import init_from_environment, is_main, world
+from ..distributed import init_from_environment, is_main, local_device
 from ..params import load_params
 from ..runlog import LOG_FORMAT
 from .build import build_index
@@ -24,12 +25,11 @@ from .model import student_spec
 
 def main(argv: list[str] | None = None) -> None:
     job = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
-    init_from_environment()
+    init_from_environment(job["device"])
     logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format=LOG_FORMAT, stream=sys.stdout)
     args = argparse.Namespace(**{**job, "out": Path(job["out"])})
     P = load_params(args.params)
-    rank, _ = world()
-    device = f"cuda:{rank}" if args.device in ("auto", "cuda") and __import__("torch").cuda.is_available() else "cpu"
+    device = str(local_device(args.device))  # the GPU of this process's local rank
     report = build_index(args.out, collection(args, P), student_spec(P, args.run, args.seed), args.batch_size,
                          args.workers, args.shard_size, device, args.kind, source_of(args), lock=False,
                          tune_captions=tune_captions(args))
