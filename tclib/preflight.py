@@ -10,7 +10,12 @@ models is checked here, without downloading or writing anything:
   max_words fits the text tower, and max_frames the seqTransf head of the students;
 - data_root exists (unless `synthetic: true`, which writes it), videos_dir too when given, and a
   layout whose splits are files under data_root (teachclip's VideoSet/<set>.txt) has both splits;
+- device and gpus fit this machine: a GPU device needs a GPU (cuda:K one of its GPUs), several
+  processes on GPUs one GPU each (device: cuda, each taking the GPU of its local rank), no more
+  processes than GPUs; device: cpu with gpus > 1 runs gloo processes on the CPUs;
 - every file of teacher_checkpoints and student_checkpoints exists, and a local clip_pretrained file;
+- on a CUDA device, the training step's estimated memory fits the GPU (tclib.memory), else one line
+  saying what it needs and which settings would fit;
 - then the expensive part: each of these files loads, strictly, into the model the run would build
   (a teacher of the params, the student of that run, the CLIP of clip_model), on random weights.
 
@@ -25,8 +30,10 @@ from pathlib import Path
 
 import torch
 
+from .distributed import is_cuda
 from .errors import PreflightError, TclibError
 from .experiment.runs import parse_run
+from .memory import memory_problems
 from .params import Params
 
 
@@ -39,12 +46,13 @@ def check(params: Params, source: str = "<params>") -> None:
 
 def problems(params: Params, source: str = "<params>") -> list[str]:
     """Every problem of `params` that a stage would otherwise meet later, one line each: the cheap
-    checks first (names, folders, files), then loading each checkpoint into its model."""
+    checks first (names, folders, devices, files), then loading each checkpoint into its model."""
     lines = teacher_problems(params)
     clip_lines, clip_builds, clip_file = clip_problems(params)
-    lines += clip_lines + data_problems(params)
+    lines += clip_lines + data_problems(params) + device_problems(params.device, params.gpus)
     lines += missing_files(params)
     if clip_builds:
+        lines += memory_problems(params)  # on a CUDA device: whether training fits its memory (tclib.memory)
         lines += checkpoint_problems(params, clip_file)
     return [f"{source}: {' '.join(line.splitlines())}" for line in lines]  # an error's text may span lines
 
@@ -121,6 +129,41 @@ def data_problems(params: Params) -> list[str]:
         if not written_here and not videos.is_dir():
             lines.append(f"params key 'videos_dir': folder not found: {shown(videos)}")
     return lines
+
+
+def device_problems(device: str, processes: int, options: bool = False) -> list[str]:
+    """`processes` on `device` ("auto", "cpu", "cuda", "cuda:K") against this machine's GPUs: one fixed
+    GPU for several processes, a GPU device without a GPU, a GPU index the machine lacks, more processes
+    on GPUs than GPUs. CPU processes are fine (gloo). Lines name params keys, or with `options` the
+    command's options (tclib index --device, --gpus). Cheap: nothing touches a GPU."""
+    key = (lambda name: f"--{name}") if options else (lambda name: f"params key {name!r}")
+    use = (lambda name, value: f"--{name} {value}") if options else (lambda name, value: f"{name}: {value}")
+    try:
+        cuda = is_cuda(device)
+    except RuntimeError:
+        return [f"{key('device')} must be 'auto' or a torch device such as 'cpu', 'cuda' or 'cuda:1', got {device!r}"]
+    here = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = torch.device(device).index if cuda and device != "auto" else None
+    lines = []
+    if index is not None and processes > 1:
+        lines.append(f"{key('device')} must not name one GPU ({device}) for {use('gpus', processes)} processes: use "
+                     f"{use('device', 'cuda')} — each process takes the GPU of its local rank — or {use('gpus', 1)}")
+    if cuda and here == 0:
+        return lines + [f"{key('device')} is {device}, but this machine has no GPU (torch.cuda.is_available() is "
+                        f"False): use {use('device', 'cpu')} or {use('device', 'auto')}"]
+    if index is not None and index >= here:
+        lines.append(f"{key('device')} is {device}, but this machine has {gpu_count(here)}: use one of them, or "
+                     f"{use('device', 'cuda')}")
+    if cuda and processes > here:
+        lines.append(f"{key('gpus')} asks for {processes} processes on GPUs ({use('device', device)}), but this "
+                     f"machine has {gpu_count(here)}: use at most {use('gpus', here)} (one process per GPU) or "
+                     f"{use('device', 'cpu')}")
+    return lines
+
+
+def gpu_count(count: int) -> str:
+    """'1 GPU (cuda:0)', '4 GPUs (cuda:0 to cuda:3)'."""
+    return "1 GPU (cuda:0)" if count == 1 else f"{count} GPUs (cuda:0 to cuda:{count - 1})"
 
 
 def missing_files(params: Params) -> list[str]:

@@ -225,3 +225,56 @@ def test_shipped_params_lack_only_their_data_and_checkpoints_here(path, in_tmp):
     assert preflight.problems(params, source=str(path)) == expected
     if path.name == "demo.yaml":
         assert expected == []
+
+
+@pytest.fixture
+def gpus_here(monkeypatch):
+    """Pretend this machine has `count` GPUs (torch.cuda.is_available / device_count)."""
+    def pretend(count: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    return pretend
+
+
+ONE_GPU_EACH = "use device: cuda — each process takes the GPU of its local rank — or gpus: 1"
+
+
+@pytest.mark.parametrize("gpus,text,line", [
+    (2, "device: cuda:1\ngpus: 2", f"params key 'device' must not name one GPU (cuda:1) for gpus: 2 processes: "
+                                   f"{ONE_GPU_EACH}"),
+    (1, "device: cuda\ngpus: 2", "params key 'gpus' asks for 2 processes on GPUs (device: cuda), but this machine "
+                                 "has 1 GPU (cuda:0): use at most gpus: 1 (one process per GPU) or device: cpu"),
+    (3, "gpus: 4", "params key 'gpus' asks for 4 processes on GPUs (device: auto), but this machine has 3 GPUs "
+                   "(cuda:0 to cuda:2): use at most gpus: 3 (one process per GPU) or device: cpu"),
+    (0, "device: cuda", "params key 'device' is cuda, but this machine has no GPU (torch.cuda.is_available() is "
+                        "False): use device: cpu or device: auto"),
+    (2, "device: cuda:2", "params key 'device' is cuda:2, but this machine has 2 GPUs (cuda:0 to cuda:1): use one "
+                          "of them, or device: cuda"),
+])
+def test_devices_and_processes_must_fit_this_machines_gpus(tmp_path, gpus_here, gpus, text, line):
+    gpus_here(gpus)
+    path, problems = preflight_of(tmp_path, TINY + f"data_root: {tmp_path}\n{text}\n")
+    assert problems == [f"{path}: {line}"]
+
+
+@pytest.mark.parametrize("gpus,text", [
+    (0, "device: cpu\ngpus: 2"), (2, "device: cpu\ngpus: 2"),  # gloo processes on the CPUs
+    (0, "gpus: 2"), (2, "device: cuda\ngpus: 2"), (2, "device: cuda:1"), (1, ""),
+])
+def test_processes_on_the_cpus_or_one_per_gpu_pass(tmp_path, gpus_here, gpus, text):
+    gpus_here(gpus)
+    assert preflight_of(tmp_path, TINY + f"data_root: {tmp_path}\n{text}\n")[1] == []
+
+
+def test_tclib_index_refuses_the_same_before_loading_anything(tmp_path, gpus_here, capsys):
+    from tclib.cli import main
+
+    gpus_here(1)
+    code = main(["index", str(tmp_path / "index"), "--videos", str(tmp_path), "--params", str(tmp_path / "none.yaml"),
+                 "--device", "cuda:0", "--gpus", "2"])
+    assert code == 2 and not (tmp_path / "index").exists()
+    assert capsys.readouterr().err.splitlines() == [
+        "tclib: error: --device must not name one GPU (cuda:0) for --gpus 2 processes: use --device cuda — each "
+        "process takes the GPU of its local rank — or --gpus 1",
+        "--gpus asks for 2 processes on GPUs (--device cuda:0), but this machine has 1 GPU (cuda:0): use at most "
+        "--gpus 1 (one process per GPU) or --device cpu"]

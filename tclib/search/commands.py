@@ -34,7 +34,8 @@ def add_commands(commands) -> None:
     index.add_argument("--batch-size", type=int, default=64)
     index.add_argument("--shard-size", type=int, default=1024, help="units per shard (the unit of resuming)")
     index.add_argument("--workers", type=int, default=4, help="decoding processes")
-    index.add_argument("--device", default="auto")
+    index.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K (with --gpus N on GPUs: cuda "
+                                                       "or auto, each process on the GPU of its local rank)")
     index.add_argument("--index", dest="kind", default="auto", choices=("auto", "exact", "ivfpq"),
                        help="exact search, IVF-PQ with exact re-ranking, or by the collection's size")
     index.add_argument("--gpus", type=int, default=1, help="encode over this many processes (torchrun)")
@@ -73,11 +74,15 @@ def collection(args: argparse.Namespace, P):
 
 
 def run_index(args: argparse.Namespace) -> int:
+    from ..preflight import device_problems
     from .build import build_index, import_bigfile
     from .model import student_spec
 
     if args.segment_stride is not None and args.segment_seconds is None:
         raise TclibError("--segment-stride goes with --segment-seconds")
+    found = [] if args.bigfile is not None else device_problems(args.device, args.gpus, options=True)
+    if found:  # before anything is loaded
+        raise TclibError("\n".join(found))
     P = load_params(args.params)
     spec = student_spec(P, args.run, args.seed)
     if args.bigfile is not None:
