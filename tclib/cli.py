@@ -24,6 +24,10 @@ files (default: params/*.yaml) refers to any more, and says how much space that 
 student; `tclib search OUT "query"` searches it; `tclib export bigfile` writes features in TeachCLIP's
 BigFile layout (tclib.search).
 
+`tclib memory params/<exp>.yaml --gpu-memory 80GB` prints what a training step needs per GPU
+(tclib.memory), part by part, and whether it fits, or which settings would make it fit (exit code 1
+when it does not fit).
+
 `tclib data check <dataset> <root>` reads every split of a data set, compares its counts with the
 published ones and lists the video files that are missing or cannot be decoded (exit code 1 when
 there are any, 2 on a bad annotation file).
@@ -227,6 +231,15 @@ def _parse_options(pairs: list[str] | None) -> dict[str, str]:
     return options
 
 
+def _run_memory(args: argparse.Namespace) -> int:
+    from .memory import gpu_memory, parse_bytes, report
+
+    params = load_params(args.params)
+    lines, fits = report(params, parse_bytes(args.gpu_memory) if args.gpu_memory else gpu_memory(params))
+    print("\n".join(lines))
+    return 0 if fits else 1
+
+
 def _run_clean(args: argparse.Namespace) -> int:
     from .clean import clean, format_report
 
@@ -268,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     tidy.add_argument("params", nargs="*", help="params files whose stages are kept (default: params/*.yaml)")
     tidy.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     tidy.set_defaults(handler=_run_clean)
+
+    memory = commands.add_parser("memory", help="a training step's memory per GPU, estimated from the params "
+                                                 "(exit code 1 when it does not fit the GPU)")
+    memory.add_argument("params", help="params/<exp>.yaml (its files need not exist)")
+    memory.add_argument("--gpu-memory", metavar="SIZE", default=None,
+                        help="the GPU's memory, e.g. 80GB (binary units; default: the params' CUDA device, if any)")
+    memory.set_defaults(handler=_run_memory)
 
     data = commands.add_parser("data", help="data set tools")
     data_commands = data.add_subparsers(dest="data_command", required=True)
