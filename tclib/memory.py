@@ -502,7 +502,10 @@ def gpu_memory(params) -> int | None:
         return None
     if device.type != "cuda" or not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count():
         return None
-    return torch.cuda.get_device_properties(device.index or 0).total_memory
+    try:
+        return torch.cuda.get_device_properties(device.index or 0).total_memory
+    except (RuntimeError, AssertionError):  # a GPU that CUDA cannot open: the device checks say why
+        return None
 
 
 def memory_problems(params, gpu_bytes: int | None = None) -> list[str]:
