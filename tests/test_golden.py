@@ -1,6 +1,7 @@
 """The small demo against what it wrote before the code was reorganised (tests/golden/small/, recorded
-then on this machine): the same tables byte for byte, and a project made before it, copied to another
-folder, found done stage by stage.
+then on one machine): the same retrieval table, the same attention figures up to the last digits a
+CPU's BLAS kernels decide, and a project made before it, copied to another folder, found done stage
+by stage.
 
 tests/golden/small/earlier/ holds the stage records of that earlier run of the small demo (the
 folders' records and manifests: what makes a stage done; the weights are not kept). Its stage
@@ -11,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import GOLDEN, new_project, small_demo
 
@@ -25,10 +27,29 @@ from tclib.stages import read_record
 EARLIER = GOLDEN / "small" / "earlier"
 
 
-@pytest.mark.parametrize("name", ["table.md", "attention_correlation.csv"])
-def test_the_small_demo_writes_the_recorded_results(demo_run, name):
+# The demo trains on whatever CPU runs the tests, and matrix products are summed in an order that
+# depends on the CPU's BLAS kernels (AVX2, AVX-512, ...): on another CPU the attention figures of
+# attention_correlation.csv (means over 16 videos of correlations and weights) differ from the
+# recorded ones from the fourth decimal on. A real change of the method (a loss, a weight, the
+# sampling) moves them by several hundredths, so they are compared to this many absolute units.
+# table.md is rounded to 0.1 % and compared as text.
+ATTENTION_TOLERANCE = 2e-3
+
+
+def test_the_small_demo_writes_the_recorded_table(demo_run):
     exp_dir, _ = demo_run
-    assert (exp_dir / name).read_text() == (GOLDEN / "small" / name).read_text()
+    assert (exp_dir / "table.md").read_text() == (GOLDEN / "small" / "table.md").read_text()
+
+
+def test_the_small_demo_writes_the_recorded_attention_figures(demo_run):
+    exp_dir, _ = demo_run
+    written = pd.read_csv(exp_dir / "attention_correlation.csv")
+    recorded = pd.read_csv(GOLDEN / "small" / "attention_correlation.csv")
+    assert list(written.columns) == list(recorded.columns)
+    assert written["weights"].tolist() == recorded["weights"].tolist()
+    numbers = [c for c in recorded.columns if c != "weights"]
+    difference = (written[numbers] - recorded[numbers]).abs()
+    assert (difference <= ATTENTION_TOLERANCE).all().all(), f"largest differences:\n{difference.max()}"
 
 
 def earlier_project(folder: Path, demo_run) -> Path:
