@@ -100,10 +100,14 @@ class Params:
     coarse_method: CoarseMethod = "pear"
     fine_method: FineMethod = "ce"
     loss_weights: dict[LossTerm, Annotated[float, "a number ≥ 0"]] = field(default_factory=dict)  # {} = reference weights for coarse_method
-    num_workers: int = 0  # data loader worker processes
+    num_workers: Annotated[int | Literal["auto"], "'auto' or a number ≥ 0"] = "auto"  # loader processes per GPU; auto: from the cores (0 on a CPU device)
     gpus: int = 1  # > 1: students train over this many processes (torchrun), batch_size being the global batch
     precision: Annotated[Precision, "'fp32' or 'bf16'"] = "fp32"  # or "bf16": students train under bfloat16 autocast (teachers, evaluation: fp32)
-    grad_accumulation: int = 1  # students: each batch in this many micro-batches, one optimizer step
+    tf32: bool = True  # fp32 matrix products of training on CUDA's tensor cores (TF32); evaluation and teacher scoring keep full fp32
+    grad_accumulation: int = 1  # students: each batch in this many micro-batches (the whole batch's negatives), one optimizer step
+    grad_checkpointing: bool = False  # recompute the CLIP towers' activations in backward: far less memory, ~1/3 more compute
+    compile: bool = False  # torch.compile the model being trained
+    log_every: int = 10  # training steps between read-backs of the losses (progress bar, TensorBoard)
 
     # --- evaluation and plots ------------------------------------------------------------------
     eval_batch_size: int = 64
@@ -190,7 +194,7 @@ AT_LEAST: dict[str, float] = {
     "max_words": 3, "max_frames": 1, "framerate": 1, "decode_workers": 1,
     "pretrain_steps": 0, "pretrain_batch_size": 1, "temporal_layers": 1,
     "teacher_epochs": 1, "epochs": 1, "batch_size": 1, "clip_lr_scale": 0, "afa_lr_scale": 0,
-    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "gpus": 1, "grad_accumulation": 1, "eval_batch_size": 1,
+    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "gpus": 1, "log_every": 1, "grad_accumulation": 1, "eval_batch_size": 1,
     "plot_videos": 0,
 }
 ABOVE: dict[str, float] = {"pretrain_lr": 0, "afa_temperature": 0, "teacher_lr": 0, "lr": 0, "beta": 0}
@@ -290,7 +294,7 @@ def _range_problems(found: Problems) -> None:
     """Numbers in their ranges; the batch splits over the processes and micro-batches."""
     params, typed, bad = found.params, found.typed, found.bad
     for key, low in AT_LEAST.items():
-        if typed(key) and not _in_range(getattr(params, key), low, inclusive=True):
+        if typed(key) and getattr(params, key) != "auto" and not _in_range(getattr(params, key), low, inclusive=True):
             bad(key, f"must be {'a finite number ' if _is_nonfinite(getattr(params, key)) else ''}≥ {low:g}")
     for key, low in ABOVE.items():
         if typed(key) and not _in_range(getattr(params, key), low, inclusive=False):

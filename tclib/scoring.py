@@ -178,17 +178,13 @@ def cache_size(features: TeacherFeatures) -> dict[str, int]:
 # ---------------------------------------------------------------------------------- the scorers
 
 
-class CachedTeacherScores:
-    """In-batch teacher logits and frame relevance, computed from cached features.
+class TeacherRows:
+    """Reads the cached features of a batch's captions and videos for each teacher (as stored: float16
+    stays float16), on the CPU: what the training loader adds to each batch as `teacher_rows`, in its
+    worker processes, so that a training step never waits for a file."""
 
-    `teachers[k]` scores with `features[k]`; a batch is given by the indices of its captions (rows
-    of the text cache) and of their videos (rows of the frame source).
-    """
-
-    def __init__(self, teachers: list[Teacher], features: list[TeacherFeatures]) -> None:
-        if len(teachers) != len(features):
-            raise ValueError(f"{len(teachers)} teachers but {len(features)} feature caches")
-        self.teachers = [t.eval() for t in teachers]
+    def __init__(self, names: list[str], features: list[TeacherFeatures]) -> None:
+        self.names = names
         self.features = features
         # frame-source row -> row of the video cache (-1: not encoded)
         self.positions = []
@@ -197,26 +193,50 @@ class CachedTeacherScores:
             position[torch.from_numpy(f.video_rows)] = torch.arange(len(f.video_rows))
             self.positions.append(position)
 
+    def __call__(self, batch: dict) -> dict[str, list[dict[str, Features]]]:
+        captions = torch.as_tensor(batch["caption_index"]).cpu().numpy()
+        videos = torch.as_tensor(batch["video_index"]).cpu()
+        rows = []
+        for name, features, position in zip(self.names, self.features, self.positions):
+            cached = position[videos.clamp(max=len(position) - 1)]
+            if (videos >= len(position)).any() or (cached < 0).any():
+                raise ValueError(f"{name}: the batch has videos whose teacher features were not cached")
+            rows.append({"text": _rows(features.text, captions), "video": _rows(features.video, cached.numpy())})
+        return {"teacher_rows": rows}
+
+
+class CachedTeacherScores:
+    """In-batch teacher logits and frame relevance, computed from cached features.
+
+    `teachers[k]` scores with `features[k]`; a batch is given by the indices of its captions (rows
+    of the text cache) and of their videos (rows of the frame source), and carries the rows of the
+    caches as `teacher_rows` when the training loader read them (`rows`), else they are read here.
+    The scores are computed in float32 whatever autocast the caller runs under.
+    """
+
+    def __init__(self, teachers: list[Teacher], features: list[TeacherFeatures]) -> None:
+        if len(teachers) != len(features):
+            raise ValueError(f"{len(teachers)} teachers but {len(features)} feature caches")
+        self.teachers = [t.eval() for t in teachers]
+        self.rows = TeacherRows([t.name for t in teachers], features)
+
     @torch.no_grad()
     def __call__(self, batch: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        caption_index = torch.as_tensor(batch["caption_index"]).cpu().numpy()
-        video_index = torch.as_tensor(batch["video_index"]).cpu()
+        rows = batch["teacher_rows"] if "teacher_rows" in batch else self.rows(batch)["teacher_rows"]
         logits, relevance = [], []
-        for teacher, features, position in zip(self.teachers, self.features, self.positions):
-            rows = position[video_index.clamp(max=len(position) - 1)]
-            if (video_index >= len(position)).any() or (rows < 0).any():
-                raise ValueError(f"{teacher.name}: the batch has videos whose teacher features were not cached")
+        for teacher, features in zip(self.teachers, rows):
             device = next(teacher.parameters()).device
-            text = _rows(features.text, caption_index, device)
-            video = _rows(features.video, rows.numpy(), device)
-            logits.append(teacher.similarity(text, video))
-            relevance.append(teacher.relevance(text, video))
+            text, video = (_widened(features[side], device) for side in ("text", "video"))
+            with torch.autocast(device.type, enabled=False):
+                logits.append(teacher.similarity(text, video))
+                relevance.append(teacher.relevance(text, video))
         return logits, relevance
 
 
 class OnlineTeacherScores:
     """In-batch teacher logits and frame relevance from each teacher's full forward on the batch,
-    in eval mode, as the reference training code runs its teachers."""
+    in eval mode, as the reference training code runs its teachers, in float32 whatever autocast the
+    caller runs under."""
 
     def __init__(self, teachers: list[Teacher]) -> None:
         self.teachers = [t.eval() for t in teachers]
@@ -226,20 +246,23 @@ class OnlineTeacherScores:
         logits, relevance = [], []
         for teacher in self.teachers:
             teacher.eval()  # the student's trainer may have switched every module to training mode
-            text = teacher.encode_text(batch["tokens"])
-            video = teacher.encode_video(batch["frames"], batch["frame_mask"])
-            logits.append(teacher.similarity(text, video))
-            relevance.append(teacher.relevance(text, video))
+            with torch.autocast(batch["tokens"].device.type, enabled=False):  # teachers in float32
+                text = teacher.encode_text(batch["tokens"])
+                video = teacher.encode_video(batch["frames"], batch["frame_mask"])
+                logits.append(teacher.similarity(text, video))
+                relevance.append(teacher.relevance(text, video))
         return logits, relevance
 
 
-def _rows(features: dict[str, np.ndarray], rows: np.ndarray, device: torch.device) -> Features:
-    """Rows of cached features as tensors on `device`, float16 widened to float32."""
-    out = {}
-    for key, array in features.items():
-        value = torch.from_numpy(np.asarray(array[rows]))
-        out[key] = (value.float() if value.is_floating_point() else value).to(device)
-    return out
+def _rows(features: dict[str, NpyRows], rows: np.ndarray) -> Features:
+    """Rows of cached features as CPU tensors, in the cache's dtypes."""
+    return {key: torch.from_numpy(np.asarray(array[rows])) for key, array in features.items()}
+
+
+def _widened(features: Features, device: torch.device) -> Features:
+    """Features on `device`, float16 widened to float32."""
+    features = {key: value.to(device, non_blocking=True) for key, value in features.items()}
+    return {key: value.float() if value.is_floating_point() else value for key, value in features.items()}
 
 
 def _cpu(features):

@@ -1,36 +1,50 @@
 """One training loop for students and teachers.
 
-AdamW (betas 0.9/0.98, eps 1e-6, weight decay 0.2 except biases), the reference schedule
-(linear warm-up over `warmup_proportion` of the steps, then 0.5 * (1 + cos(pi * progress))),
+AdamW (betas 0.9/0.98, eps 1e-6, weight decay 0.2 except biases; fused on CUDA), the reference
+schedule (linear warm-up over `warmup_proportion` of the steps, then 0.5 * (1 + cos(pi * progress))),
 the CLIP towers at `lr * clip_lr_scale`, AFA at `lr * afa_lr_scale`, other new layers at `lr`,
 gradient clipping at `grad_clip`. A checkpoint is written atomically after each epoch and a run
 resumes from it; the finished model is `model.pt` beside it.
+
+On a GPU: batches come from worker processes, pinned and copied a step ahead (tclib.loader); fp32
+matrix products use TF32 (`tf32`); `precision: bf16` runs the forward and the losses under bfloat16
+autocast; `grad_accumulation: N` gives the whole batch's gradients from N micro-batches
+(tclib.accumulation); `grad_checkpointing` and `compile` trade compute for memory and the other way.
+Nothing in a step reads back to the host: the losses are read every `log_every` steps, shown on the
+progress bar and written, with learning rates, throughput, the share of time spent waiting for data
+and the peak GPU memory, to TensorBoard (tclib.monitor).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
+from torch.utils.data import Dataset
 
-from .data.dataset import BatchReads
+from .accumulation import accumulated_backward
 from .distributed import barrier, is_main, world
+from .loader import loader_workers, on_device, to_device, training_loader
 from .models.checkpoint import read_checkpoint, save_checkpoint
+from .monitor import TrainingLog
 from .progress import progress
 
 log = logging.getLogger(__name__)
 
-# loss_fn(model, batch) -> (loss, {name: value}) ; batch is the collated dict, already on device.
-LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]
+# loss_fn(model, batch) -> (loss, {name: detached tensor}); batch is the collated dict, already on device.
+# An objective with a `loss(output, batch, model)` method also trains with exact gradient accumulation,
+# and one with `loader_extras` (a callable) has it read more of each batch in the loader.
+LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -44,19 +58,14 @@ class TrainConfig:
     warmup_proportion: float = 0.1
     grad_clip: float = 1.0
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int | str = 0  # loader processes; "auto": see tclib.loader.loader_workers
     device: str = "auto"
     precision: str = "fp32"  # "bf16": forward and losses under bfloat16 autocast (weights and optimizer in fp32)
-    grad_accumulation: int = 1  # each batch in this many micro-batches (their own in-batch negatives), one step
-
-
-def micro_batches(batch: dict, count: int) -> list[dict]:
-    """`batch` cut into `count` consecutive parts along the batch dimension (itself when count is 1)."""
-    if count == 1:
-        return [batch]
-    size = len(next(iter(batch.values())))
-    bounds = [round(i * size / count) for i in range(count + 1)]
-    return [{key: value[a:b] for key, value in batch.items()} for a, b in zip(bounds, bounds[1:]) if b > a]
+    grad_accumulation: int = 1  # each batch in this many micro-batches, the whole batch's gradients, one step
+    tf32: bool = False  # on CUDA: fp32 matrix products on the tensor cores (TF32)
+    grad_checkpointing: bool = False  # recompute the CLIP towers' activations in backward
+    compile: bool = False  # torch.compile the model
+    log_every: int = 10  # steps between read-backs of the losses
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -81,95 +90,118 @@ def warmup_cosine(step: int, total: int, warmup_proportion: float) -> float:
 
 
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
-    """Split parameters by learning rate (CLIP / AFA / new) and weight decay (none for biases).
+    """Split parameters by learning rate (CLIP / AFA / new, the group's `name`) and weight decay (none
+    for biases).
 
     A parameter whose learning rate is 0 (clip_lr_scale: 0 freezes the CLIP towers) is frozen:
     requires_grad is switched off, so no gradient is computed for it.
     """
-    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    scales = {"clip": config.clip_lr_scale, "afa": config.afa_lr_scale, "new": 1.0}
+    groups: dict[tuple[str, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        if name.startswith("clip.") or ".clip." in name:
-            lr = config.lr * config.clip_lr_scale
-        elif name.startswith("afa.") or ".afa." in name:
-            lr = config.lr * config.afa_lr_scale
-        else:
-            lr = config.lr
-        if lr == 0:
+        kind = next((k for k in ("clip", "afa") if name.startswith(f"{k}.") or f".{k}." in name), "new")
+        if scales[kind] == 0:
             param.requires_grad_(False)
         if not param.requires_grad:
             continue
         decay = 0.0 if name.endswith("bias") else config.weight_decay
-        groups.setdefault((lr, decay), []).append(param)
-    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+        groups.setdefault((kind, decay), []).append(param)
+    return [{"params": ps, "lr": config.lr * scales[kind], "weight_decay": wd, "name": kind}
+            for (kind, wd), ps in groups.items()]
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def training_loader(dataset: Dataset, config: TrainConfig, generator: torch.Generator,
-                    device: torch.device) -> DataLoader:
-    """Shuffled batches of `dataset` in the order `generator` gives. A dataset over a frame cache
-    (`reads_batches`) is read a whole batch at a time (one read per video into the batch's array);
-    others item by item. Both give the same batches for the same generator state."""
-    pin = device.type == "cuda"
-    _, processes = world()
-    # over several processes every one draws the same global batches and reads its own slice of each
-    batches = BatchSampler(RandomSampler(dataset, generator=generator), config.batch_size,
-                           drop_last=processes > 1 or len(dataset) > config.batch_size)
-    if processes > 1:
-        batches = RankSlices(batches)
-    if getattr(dataset, "reads_batches", False):
-        return DataLoader(BatchReads(dataset), batch_size=None, sampler=batches, num_workers=config.num_workers,
-                          generator=generator, pin_memory=pin)
-    return DataLoader(dataset, batch_sampler=batches, num_workers=config.num_workers, generator=generator,
-                      pin_memory=pin)
-
-
-class RankSlices:
-    """This process's contiguous slice of each global batch (rank r: items r*b .. r*b+b-1), so that
-    the gathered embeddings come back in the global batch's order."""
-
-    def __init__(self, batches: BatchSampler) -> None:
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self):
-        rank, processes = world()
-        for batch in self.batches:
-            size = len(batch) // processes
-            yield batch[rank * size:(rank + 1) * size]
-
-
-def optimizer_and_schedule(groups: list[dict], config: TrainConfig, total_steps: int
+def optimizer_and_schedule(groups: list[dict], config: TrainConfig, total_steps: int, device: torch.device
                            ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW over the parameter groups and the warm-up + cosine schedule over `total_steps`."""
-    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6)
+    """AdamW over the parameter groups (fused on CUDA) and the warm-up + cosine schedule over `total_steps`."""
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6, fused=device.type == "cuda" or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_cosine(step, total_steps, config.warmup_proportion))
     return optimizer, scheduler
 
 
+def autocast(config: TrainConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """The step's autocast: bfloat16 with precision bf16, none with fp32."""
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+
+
+@contextlib.contextmanager
+def matmul_precision(tf32: bool) -> Iterator[None]:
+    """fp32 matrix products and convolutions on CUDA's tensor cores (TF32) inside, full fp32 after."""
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
+
+
 def training_step(model: nn.Module, batch: dict, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
                   scheduler: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig, device: torch.device
-                  ) -> tuple[torch.Tensor, dict[str, float]]:
-    """One optimizer step on `batch` (a collated batch, moved to `device` here): its micro-batches
-    under autocast (bf16) with their losses' backward, gradient clipping, the AdamW and schedule
-    steps. Returns the batch's mean loss (detached) and the last micro-batch's loss parts."""
+                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimizer step on `batch` (on `device`; moved there if not): the losses and their backward
+    (the whole batch at once, or in `grad_accumulation` micro-batches with the whole batch's
+    gradients), gradient clipping, the AdamW and schedule steps. Returns the loss and its parts,
+    detached, on the device: nothing is read back to the host."""
+    batch = to_device(batch, device)
     optimizer.zero_grad(set_to_none=True)
-    loss = 0.0
-    for chunk in micro_batches(batch, config.grad_accumulation):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            part, parts = loss_fn(model, to_device(chunk, device))
-        (part / config.grad_accumulation).backward()
-        loss += part.detach() / config.grad_accumulation
+    if config.grad_accumulation > 1:
+        if not hasattr(loss_fn, "loss"):
+            raise TypeError("grad_accumulation > 1 needs an objective with a loss(output, batch, model) method "
+                            "(tclib.teaching)")
+        loss, parts = accumulated_backward(model, batch, loss_fn, config.grad_accumulation, autocast(config, device))
+    else:
+        with autocast(config, device)():
+            loss, parts = loss_fn(model, batch)
+        loss.backward()
+        loss = loss.detach()
     if config.grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
     optimizer.step()
     scheduler.step()
     return loss, parts
+
+
+class StepMeter:
+    """Losses summed on the device, read back every `log_every` steps: means since the last read,
+    samples per second and the share of that time spent waiting for batches."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.sums: dict[str, torch.Tensor] = {}
+        self.epoch_loss: torch.Tensor | None = None
+        self.steps, self.waited, self.since = 0, 0.0, time.perf_counter()
+
+    def add(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], waited: float) -> None:
+        for name, value in {"loss": loss, **{f"loss/{k}": v for k, v in parts.items()}}.items():
+            self.sums[name] = self.sums[name] + value.float() if name in self.sums else value.float()
+        self.epoch_loss = loss.float() if self.epoch_loss is None else self.epoch_loss + loss.float()
+        self.steps += 1
+        self.waited += waited
+
+    def read(self) -> dict[str, float]:
+        """The means since the last read (this is where the host waits for the device), and rates."""
+        names = list(self.sums)
+        means = torch.stack([self.sums[n] for n in names]).div(self.steps).tolist() if names else []
+        elapsed = time.perf_counter() - self.since
+        values = dict(zip(names, means), samples_per_s=self.steps * self.batch_size / elapsed,
+                      data_wait_share=self.waited / elapsed)
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            values["gpu_memory_peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        self.sums, self.steps, self.waited, self.since = {}, 0, 0.0, time.perf_counter()
+        return values
+
+
+def timed(batches: Iterator[dict]) -> Iterator[tuple[dict, float]]:
+    """Each batch with the seconds spent waiting for it."""
+    while True:
+        start = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        yield batch, time.perf_counter() - start
 
 
 def resume(last: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -187,6 +219,19 @@ def resume(last: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     torch.set_rng_state(state["torch_rng"])
     log.info("%s: resuming after epoch %d from %s", desc, state["epoch"] + 1, last)
     return state["epoch"] + 1, state.get("history", [])
+
+
+def prepared(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
+    """What the loop calls: `model` with activation checkpointing as asked, compiled when asked, and
+    over several processes in DDP (which averages the gradients; the objectives gather the embeddings)."""
+    from .models.backbone import set_grad_checkpointing
+
+    set_grad_checkpointing(model, config.grad_checkpointing)
+    trained = torch.compile(model) if config.compile else model
+    if world()[1] == 1:
+        return trained
+    return nn.parallel.DistributedDataParallel(
+        trained, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None)
 
 
 def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConfig, out_dir: str | Path,
@@ -210,40 +255,53 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
     if processes > 1 and (config.batch_size % processes or len(dataset) < config.batch_size):
         raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {processes} processes and at "
                          f"most the {len(dataset)} training pairs")
-    loader = training_loader(dataset, config, generator, device)
-    total_steps = config.epochs * len(loader)
+    loader = training_loader(dataset, config.batch_size, loader_workers(config.num_workers, device),
+                             generator, pin=device.type == "cuda", extras=getattr(loss_fn, "loader_extras", None))
     groups = param_groups(model, config)
     if not groups:
         log.info("%s: no trainable parameters (everything frozen), saving the model as it is", desc)
         if is_main():
             save_checkpoint(model.state_dict(), final)
         return model
-    optimizer, scheduler = optimizer_and_schedule(groups, config, total_steps)
-
+    optimizer, scheduler = optimizer_and_schedule(groups, config, config.epochs * len(loader), device)
     start_epoch, history = resume(last, model, optimizer, scheduler, generator, desc)
-    # over several processes: DDP averages the gradients (the objectives gather the embeddings)
-    trained = model if processes == 1 else nn.parallel.DistributedDataParallel(
-        model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None)
-    for epoch in range(start_epoch, config.epochs):
-        trained.train()
-        bar = progress(loader, desc=f"{desc} epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                       disable=not is_main())
-        running = 0.0
-        for step, batch in enumerate(bar, 1):
-            loss, parts = training_step(trained, batch, loss_fn, optimizer, scheduler, config, device)
-            running += loss.item()
-            bar.set_postfix(loss=f"{running / step:.4f}", **{k: f"{v:.3f}" for k, v in parts.items()})
-        epoch_loss = running / max(1, len(loader))  # this process's share of the batch
-        history.append(epoch_loss)
-        if is_main():
-            log.info("%s: epoch %d/%d loss %.4f", desc, epoch + 1, config.epochs, epoch_loss)
-            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                             "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history}, last)
-        barrier()
+    trained = prepared(model, config, device)
+    board = TrainingLog(out_dir, enabled=is_main(), start_step=start_epoch * len(loader))
+    with board, matmul_precision(config.tf32 and device.type == "cuda"):
+        for epoch in range(start_epoch, config.epochs):
+            history.append(train_epoch(trained, loader, loss_fn, optimizer, scheduler, config, device, board,
+                                       f"{desc} epoch {epoch + 1}/{config.epochs}", epoch * len(loader)))
+            if is_main():
+                log.info("%s: epoch %d/%d loss %.4f", desc, epoch + 1, config.epochs, history[-1])
+                board.write((epoch + 1) * len(loader), {"epoch_loss": history[-1]})
+                save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                                 "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history}, last)
+            barrier()
     if is_main():
         (out_dir / "history.json").write_text(json.dumps({"epoch_loss": history}))
         save_checkpoint(model.state_dict(), final)
         last.unlink(missing_ok=True)
     barrier()
     return model
+
+
+def train_epoch(model: nn.Module, loader, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig, device: torch.device,
+                board: TrainingLog, desc: str, first_step: int) -> float:
+    """One epoch over `loader`; returns its mean loss (this process's share of the batch). The losses
+    are read back every `log_every` steps and at the end, never in between."""
+    model.train()
+    bar = progress(total=len(loader), desc=desc, unit="batch", leave=False, disable=not is_main())
+    meter = StepMeter(config.batch_size)
+    for step, (batch, waited) in enumerate(timed(on_device(iter(loader), device)), 1):
+        loss, parts = training_step(model, batch, loss_fn, optimizer, scheduler, config, device)
+        meter.add(loss, parts, waited)
+        bar.update(1)
+        if step % config.log_every == 0 or step == len(loader):
+            values = meter.read()
+            values.update({f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups})
+            bar.set_postfix(**{k.removeprefix("loss/"): f"{v:.4f}" for k, v in values.items() if k.startswith("loss")})
+            board.write(first_step + step, values)
+    bar.close()
+    return meter.epoch_loss.item() / max(1, len(loader)) if meter.epoch_loss is not None else float("nan")

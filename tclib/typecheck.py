@@ -3,7 +3,8 @@ it"]), checked on values read from a file: what tclib.params reads its fields' t
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args, get_origin
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 
 def base(hint: Any) -> Any:
@@ -39,6 +40,8 @@ def is_a(value: Any, hint: Any) -> bool:
     origin, args = get_origin(hint), get_args(hint)
     if hint is Any:
         return True
+    if origin in (Union, types.UnionType):
+        return any(is_a(value, option) for option in args)
     if origin is Literal:
         return any(value == choice and type(value) is type(choice) for choice in args)
     if origin is list:

@@ -43,34 +43,23 @@ def test_pair_dataset(synthetic_set, tmp_path):
         PairDataset(["a red circle"], ["video9"], cache, tokenize)
 
 
-def test_batch_reads_give_the_batches_of_item_reads(synthetic_set, tmp_path):
-    from tclib.train import TrainConfig, training_loader
-
+def test_batch_reads_are_item_reads_collated(synthetic_set, tmp_path):
     cache = build_frame_cache(video_files(synthetic_set, 4), tmp_path / "cache", SAMPLING, shard_size=2)  # rows over shards
     df = read_annotations("msrvtt", synthetic_set, "train")
     df = df[df["video_id"].isin(cache.video_ids)]
     ds = PairDataset(df["caption"].tolist(), df["video_id"].tolist(), cache,
                      lambda texts: torch.tensor([[len(t), 7] for t in texts]))
-    assert ds.reads_batches and len(ds) == 16
-    config = TrainConfig(epochs=1, batch_size=5, lr=1e-3, seed=0)
-    batched = training_loader(ds, config, torch.Generator().manual_seed(3), torch.device("cpu"))
-    items = torch.utils.data.DataLoader(ds, batch_size=5, shuffle=True, drop_last=True,
-                                        generator=torch.Generator().manual_seed(3))
-    # a source read item by item (decoding on the fly) goes through the same sampler
-    decoded = PairDataset(df["caption"].tolist(), df["video_id"].tolist(),
-                          DecodedFrames(video_files(synthetic_set, 4), SAMPLING),
-                          lambda texts: torch.tensor([[len(t), 7] for t in texts]))
-    assert not decoded.reads_batches
-    one_by_one = training_loader(decoded, config, torch.Generator().manual_seed(3), torch.device("cpu"))
-    for epoch in range(2):  # the generator advances the same way over epochs
-        a, b, c = list(batched), list(items), list(one_by_one)
-        assert len(a) == len(b) == len(c) == 3  # 16 items, batches of 5, the last partial one dropped
-        for x, y, z in zip(a, b, c):
-            assert x.keys() == y.keys() == z.keys()
-            for key in x:
-                torch.testing.assert_close(x[key], torch.as_tensor(y[key]), rtol=0, atol=0)
-                torch.testing.assert_close(torch.as_tensor(z[key]), torch.as_tensor(y[key]), rtol=0, atol=0)
-    # one batch read in the batch's order: rows out of order, repeated rows
+    # a batch read in the batch's order: rows out of order, repeated rows
     batch = ds.batch([15, 0, 4, 5, 0])
     for i, item in zip([15, 0, 4, 5, 0], batch["frames"]):
         torch.testing.assert_close(item, ds[i]["frames"], rtol=0, atol=0)
+
+
+def test_a_batch_read_in_a_loader_worker_lies_in_shared_memory(synthetic_set, tmp_path, monkeypatch):
+    cache = build_frame_cache(video_files(synthetic_set, 2), tmp_path / "cache", SAMPLING)
+    ds = PairDataset(["a red circle", "a blue square"], cache.video_ids, cache, lambda t: torch.ones(len(t), 3))
+    assert not ds.batch([0, 1])["frames"].is_shared()
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as inside a worker
+    batch = ds.batch([1, 0])
+    assert batch["frames"].is_shared()
+    torch.testing.assert_close(batch["frames"][0], ds[1]["frames"], rtol=0, atol=0)

@@ -118,13 +118,13 @@ def test_bf16_autocast_trains_with_fp32_weights_and_a_loss_near_fp32s(tmp_path):
 
     def linear_loss(model, batch):  # a matrix product, which autocast runs in bfloat16
         prediction = model(batch["x"]).squeeze(-1)
-        return ((prediction.float() - batch["y"]) ** 2).mean(), {"dtype": float(prediction.dtype == torch.bfloat16)}
+        return ((prediction.float() - batch["y"]) ** 2).mean(), {"dtype": torch.tensor(prediction.dtype == torch.bfloat16)}
 
     seen = []
 
     def recording(model, batch):
         loss, parts = linear_loss(model, batch)
-        seen.append(parts["dtype"])
+        seen.append(bool(parts["dtype"]))
         return loss, parts
 
     fp32 = train(fresh_model(), Points(), linear_loss, CONFIG, tmp_path / "fp32")
@@ -136,16 +136,75 @@ def test_bf16_autocast_trains_with_fp32_weights_and_a_loss_near_fp32s(tmp_path):
     assert not torch.equal(fp32.weight, bf16.weight)  # bfloat16 rounding did change the run
 
 
-def test_gradient_accumulation_of_a_mean_loss_gives_the_whole_batch_step(tmp_path):
+def test_gradient_accumulation_needs_an_objective_that_computes_the_losses_from_outputs(tmp_path):
     import dataclasses
 
-    from tclib.train import micro_batches
+    with pytest.raises(TypeError, match="loss\\(output, batch, model\\)"):
+        train(fresh_model(), Points(), mse, dataclasses.replace(CONFIG, grad_accumulation=2), tmp_path)
 
-    batch = Points()[:8]
-    assert [len(b["x"]) for b in micro_batches(batch, 3)] == [3, 2, 3]
-    torch.testing.assert_close(torch.cat([b["x"] for b in micro_batches(batch, 3)]), batch["x"])
-    # an MSE over 8 points is the mean of the MSEs over two halves: the same gradients, the same run
-    whole = train(fresh_model(), Points(), mse, CONFIG, tmp_path / "whole")
-    halves = train(fresh_model(), Points(), mse, dataclasses.replace(CONFIG, grad_accumulation=2), tmp_path / "halves")
-    torch.testing.assert_close(halves.weight, whole.weight, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(halves.bias, whole.bias, rtol=1e-5, atol=1e-6)
+
+HOST_READS = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__")
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    """Counts the calls of the tensor methods that read a value back to the host."""
+    counts = {name: 0 for name in HOST_READS}
+    for name in HOST_READS:
+        def counting(self, *args, __name=name, __method=getattr(torch.Tensor, name), **kwargs):
+            counts[__name] += 1
+            return __method(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return counts
+
+
+@pytest.fixture(scope="module")
+def teaching_batch(tmp_path_factory):
+    """A student, a TeachCLIP objective over an X-CLIP feature cache, and a batch carrying the cache's
+    rows as the training loader reads them."""
+    from tclib.models import Tokenizer, build_teacher
+    from tclib.scoring import CachedTeacherScores, write_teacher_features
+    from tclib.teaching import TeachingObjective
+
+    torch.manual_seed(0)
+    teacher = build_teacher("xclip", load_clip("tclib-tiny"), max_words=16, max_frames=3, temporal_layers=1).eval()
+    tokens = Tokenizer(16)(["a red circle", "a blue square", "a white cross", "a green star"])
+    frames = torch.randint(0, 255, (4, 3, 3, 32, 32), dtype=torch.uint8)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 0, 0]])
+    features = write_teacher_features(tmp_path_factory.mktemp("xclip") / "cache", teacher, tokens, frames.numpy(), mask.numpy(),
+                                      [0, 1, 2, 3], 4, torch.device("cpu"), {"teacher": "xclip"})
+    objective = TeachingObjective(CachedTeacherScores([teacher], [features]), "pear", "ce", use_fine=True)
+    batch = {"tokens": tokens, "frames": frames, "frame_mask": mask, "caption_index": torch.arange(4),
+             "video_index": torch.tensor([0, 1, 2, 3])}
+    return objective, {**batch, **objective.loader_extras(batch)}
+
+
+@pytest.mark.parametrize("accumulation,precision", [(1, "fp32"), (2, "bf16")])
+def test_a_training_step_reads_nothing_back_to_the_host(teaching_batch, host_reads, accumulation, precision):
+    from tclib.train import training_step
+
+    objective, batch = teaching_batch
+    student = CLIP4Clip(load_clip("tclib-tiny"), temporal="seqTransf", afa=True, temporal_layers=1)
+    config = TrainConfig(epochs=1, batch_size=4, lr=1e-4, precision=precision, grad_accumulation=accumulation)
+    # the fused AdamW of a GPU (the CPU's default one reads its step counters, kept on the host, as numbers)
+    optimizer = torch.optim.AdamW(param_groups(student, config), betas=(0.9, 0.98), eps=1e-6, fused=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, 10, 0.1))
+    for name in HOST_READS:
+        host_reads[name] = 0
+    losses = [training_step(student, batch, objective, optimizer, scheduler, config, torch.device("cpu"))[0]
+              for _ in range(3)]
+    assert host_reads == {name: 0 for name in HOST_READS}
+    assert all(torch.isfinite(loss) for loss in losses)
+
+
+def test_the_loop_reads_the_losses_back_every_log_every_steps(tmp_path, monkeypatch):
+    import dataclasses
+
+    from tclib.train import StepMeter
+
+    reads = []
+    read = StepMeter.read
+    monkeypatch.setattr(StepMeter, "read", lambda self: reads.append(self.steps) or read(self))
+    config = dataclasses.replace(CONFIG, epochs=2, batch_size=4, log_every=4)  # 24 points: 6 steps an epoch
+    train(fresh_model(), Points(), mse, config, tmp_path)
+    assert reads == [4, 2, 4, 2]  # after steps 4 and 6 of each epoch, the means of the steps since the last read

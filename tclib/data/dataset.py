@@ -77,27 +77,43 @@ class PairDataset(Dataset):
     def batch(self, indices: Sequence[int]) -> dict:
         """Items `indices` collated, as a DataLoader collates them: tokens (B, L), frames uint8
         (B, F, 3, S, S), frame_mask (B, F), caption_index (B,), video_index (B,). Each video's
-        frames are read from the cache file straight into the batch's array (one copy)."""
+        frames are read from the cache file straight into the batch's array (one copy), which in a
+        DataLoader worker lies in shared memory (the training process takes it without a copy)."""
         indices = np.asarray(indices, dtype=np.int64)
         rows = np.asarray(self.video_index, dtype=np.int64)[indices]
+        frames = batch_tensor((len(rows), *self.cache.frames.shape[1:]), torch.uint8)
+        self.cache.frames_of(rows, out=frames.numpy())
         return {
             "tokens": self.tokens[torch.from_numpy(indices)],
-            "frames": torch.from_numpy(self.cache.frames_of(rows)),
+            "frames": frames,
             "frame_mask": torch.from_numpy(self.cache.mask_of(rows).astype(np.int64, copy=False)),
             "caption_index": torch.from_numpy(indices),
             "video_index": torch.from_numpy(rows),
         }
 
 
+def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialized tensor for a batch: in shared memory inside a DataLoader worker (as the default
+    collation makes its batches there), so that handing it to the training process copies nothing."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel, device="cpu")
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
+
+
 class BatchReads(Dataset):
     """A PairDataset indexed by whole batches (a list of item indices gives a collated batch), for a
-    DataLoader with `batch_size=None` and a BatchSampler: each worker reads a batch at once."""
+    DataLoader with `batch_size=None` and a batch sampler: each worker reads a batch at once, and
+    `extras` of it."""
 
-    def __init__(self, pairs: PairDataset) -> None:
+    def __init__(self, pairs: PairDataset, extras: Callable[[dict], dict] | None = None) -> None:
         self.pairs = pairs
+        self.extras = extras  # more entries of a batch, read with it (the teachers' cached rows)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, indices: Sequence[int]) -> dict:
-        return self.pairs.batch(indices)
+        batch = self.pairs.batch(indices)
+        return {**batch, **self.extras(batch)} if self.extras else batch

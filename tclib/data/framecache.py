@@ -277,9 +277,14 @@ class FrameCache:
         k = int(np.searchsorted(self._starts, row, side="right")) - 1
         return self._arrays[k][which].read(np.array([row - int(self._starts[k])]))[0]
 
-    def _take(self, rows: np.ndarray, which: int) -> np.ndarray:
+    def _take(self, rows: np.ndarray, which: int, out: np.ndarray | None = None) -> np.ndarray:
         first = self._arrays[0][which]
-        out = np.empty((len(rows), *first.row_shape), dtype=first.dtype)
+        shape = (len(rows), *first.row_shape)
+        if out is None:
+            out = np.empty(shape, dtype=first.dtype)
+        elif out.shape != shape or out.dtype != first.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {first.dtype} array of shape {shape}, got {out.dtype} "
+                             f"{out.shape}")
         if len(rows) == 0:
             return out
         shard = np.searchsorted(self._starts, rows, side="right") - 1
@@ -316,9 +321,10 @@ class FrameCache:
         row = self.index_of(video_id)
         return self._one(row, 0), self._one(row, 1)
 
-    def frames_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-        """uint8 (len(rows), F, 3, S, S) gathered across shards, in the order of ``rows``."""
-        return self._take(as_rows(rows, len(self), f"frames of {self.cache_dir}"), 0)
+    def frames_of(self, rows: Sequence[int] | np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """uint8 (len(rows), F, 3, S, S) gathered across shards, in the order of ``rows``; read into
+        `out` when given (a batch's array in shared memory, say)."""
+        return self._take(as_rows(rows, len(self), f"frames of {self.cache_dir}"), 0, out)
 
     def mask_of(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """int64 (len(rows), F), in the order of ``rows``."""

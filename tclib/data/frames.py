@@ -20,6 +20,8 @@ walking the frames in presentation order, so the sampled indices mean the same f
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import os
 from dataclasses import dataclass
@@ -333,12 +335,21 @@ def _short(exc: BaseException, limit: int = 300) -> str:
 
 
 def normalize_frames(frames: "torch.Tensor") -> "torch.Tensor":
-    """uint8 frames (..., 3, H, W) -> float32 ``(x / 255 - CLIP_MEAN) / CLIP_STD``."""
+    """uint8 frames (..., 3, H, W) -> float32 ``(x / 255 - CLIP_MEAN) / CLIP_STD``, on the frames' device."""
     import torch
 
-    mean = torch.tensor(CLIP_MEAN, dtype=torch.float32, device=frames.device).view(3, 1, 1)
-    std = torch.tensor(CLIP_STD, dtype=torch.float32, device=frames.device).view(3, 1, 1)
+    mean, std = _clip_constants(frames.device)
     return (frames.to(torch.float32) / 255.0 - mean) / std
+
+
+@functools.cache
+def _clip_constants(device: "torch.device") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """CLIP's mean and std as (3, 1, 1) float32 tensors on `device`, made once per device (a tensor
+    made from Python numbers on a GPU is a copy from the host)."""
+    import torch
+
+    return (torch.tensor(CLIP_MEAN, dtype=torch.float32, device=device).view(3, 1, 1),
+            torch.tensor(CLIP_STD, dtype=torch.float32, device=device).view(3, 1, 1))
 
 
 def pad_frames(frames: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:

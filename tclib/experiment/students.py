@@ -51,6 +51,7 @@ class StudentInputs(StageInputs):
     coarse_method: str | None = None  # taught
     loss_weights: dict | None = None  # taught: the weights of the terms it uses
     fine_method: str | None = None  # taught at the frame level
+    teachers_fp32: bool | None = None  # taught in bf16: the teachers score in float32 (before: in the student's bf16)
 
 
 def student_inputs(P: Params, ids: Identities, teachers: dict[str, str], spec: RunSpec, seed: int) -> StudentInputs:
@@ -69,7 +70,8 @@ def student_inputs(P: Params, ids: Identities, teachers: dict[str, str], spec: R
         teacher_mode=P.teacher_mode if spec.coarse else None,
         coarse_method=P.coarse_method if spec.coarse else None,
         loss_weights={k: v for k, v in P.loss_weights.items() if k in used} if spec.coarse else None,
-        fine_method=P.fine_method if spec.fine else None)
+        fine_method=P.fine_method if spec.fine else None,
+        teachers_fp32=True if spec.coarse and trains and P.precision == "bf16" else None)
 
 
 def student_training(P: Params, spec: RunSpec) -> TrainingInputs:

@@ -2,7 +2,11 @@
 
 `TrainingInputs` is part of a stage's inputs (so a change of any of its fields trains again), and the
 loop's `TrainConfig` is built from it, adding only what changes how fast it trains, not what it
-trains: the loader's worker processes and the device (`SPEED_ONLY`), and the stage's seed.
+trains (`SPEED_ONLY`: the loader's worker processes, the device, activation checkpointing, compiling,
+how often the losses are read back), and the stage's seed.
+
+TF32 changes the numbers where it applies, fp32 matrix products on CUDA, so it is an input there
+only: on a CPU, or with `tf32: false`, the inputs are what they were before TF32 existed.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from dataclasses import dataclass
 
 from ..params import Params
 from ..stages import StageInputs
-from ..train import TrainConfig
+from ..train import TrainConfig, resolve_device
 
-SPEED_ONLY = ("num_workers", "device")  # TrainConfig fields that change how fast, not what is trained
+SPEED_ONLY = ("num_workers", "device", "grad_checkpointing", "compile", "log_every")  # how fast, not what
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class TrainingInputs(StageInputs):
     afa_lr_scale: float | None = None  # students with AFA only
     precision: str = "fp32"  # students only; teachers train in fp32
     grad_accumulation: int = 1  # students only
+    exact_accumulation: bool = False  # grad_accumulation > 1 gives the whole batch's gradients (before: each
+    #                                   micro-batch its own negatives)
+    tf32: bool = False  # fp32 matrix products in TF32 (on CUDA)
 
     def train_config(self, seed: int, P: Params) -> TrainConfig:
         """The loop's settings: these inputs, the seed, and the params' SPEED_ONLY fields."""
@@ -40,8 +47,14 @@ class TrainingInputs(StageInputs):
 
 def training_inputs(P: Params, epochs: int, lr: float, student: bool = False, afa: bool = False) -> TrainingInputs:
     """The training inputs of a teacher (`student` False: fp32, whole batches) or of a student."""
+    accumulation = P.grad_accumulation if student else 1
     return TrainingInputs(epochs=epochs, lr=lr, batch_size=P.batch_size, clip_lr_scale=P.clip_lr_scale,
                           weight_decay=P.weight_decay, warmup_proportion=P.warmup_proportion, grad_clip=P.grad_clip,
                           beta=P.beta, afa_lr_scale=P.afa_lr_scale if afa else None,
-                          precision=P.precision if student else "fp32",
-                          grad_accumulation=P.grad_accumulation if student else 1)
+                          precision=P.precision if student else "fp32", grad_accumulation=accumulation,
+                          exact_accumulation=accumulation > 1, tf32=P.tf32 and trains_on_cuda(P))
+
+
+def trains_on_cuda(P: Params) -> bool:
+    """Whether training runs on a GPU: device cuda or cuda:K, or auto on a machine with one."""
+    return resolve_device(P.device).type == "cuda"

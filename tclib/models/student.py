@@ -23,10 +23,9 @@ from open_clip.model import CLIP
 from open_clip.transformer import Transformer
 from torch import nn
 
-from ..distributed import gather_with_grad
 from .afa import AFA
 from .backbone import clip_width, encode_frames, encode_text_tokens
-from .outputs import RetrievalOutput
+from .outputs import StudentOutput
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +140,8 @@ class CLIP4Clip(nn.Module):
             return masked_mean_pool(features, mask), None
         return self.afa(features, mask)
 
-    def forward(self, tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> RetrievalOutput:
-        """In-batch logits (captions x videos) and this batch's AFA logits. Trained over several
-        processes, the logits cover the global batch (every process's embeddings gathered, see
-        tclib.distributed); the AFA logits stay this process's own."""
-        text = self.encode_text(tokens)
+    def forward(self, tokens: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor) -> StudentOutput:
+        """This batch's embeddings and AFA logits; `.logits` of the output are the in-batch logits
+        (captions x videos), over the global batch when trained over several processes."""
         video, afa_logits = self.encode_video(frames, mask)
-        return RetrievalOutput(self.logit_scale * gather_with_grad(text) @ gather_with_grad(video).t(), afa_logits)
+        return StudentOutput(self.encode_text(tokens), video, self.logit_scale, afa_logits)
