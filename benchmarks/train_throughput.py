@@ -1,62 +1,66 @@
-"""How fast the TeachCLIP student trains: samples/s, frames/s and model FLOP utilization (MFU) of
-one training step, and what an epoch of each data set costs at that rate.
+"""How fast the TeachCLIP student trains in tclib's own loop: samples/s, the share of the time spent
+waiting for data, peak memory and model FLOP utilization (MFU), and what an epoch of each data set
+costs at that rate.
 
-What is timed is one step of `tclib.train` for the `teachclip` run with `teacher_mode: cached`:
-the batch moved to the device (uint8 frames, from pinned memory on CUDA); the student (CLIP4Clip
-with a seqTransf head and AFA, random weights, built as the pipeline builds it) run on B captions
-and their B videos; the teachers' in-batch logits and frame relevance computed from their float16
-memory-mapped feature caches; the contrastive, coarse and fine teaching losses (forward and losses
-under bfloat16 autocast with --precision bf16); backward; gradient clipping; the AdamW step over
-the trainer's parameter groups; the learning-rate schedule step. Not timed: reading and decoding
-frames (the data loader's work) and writing the teacher caches (done once before training).
-Frames, captions and teachers are synthetic and random; the training settings (teachers, learning
-rates, loss methods, gradient clipping, seqTransf depth, AFA temperature) are those of --params.
-Each step moves the weights: the first step is the warm-up, the median of the next --steps is
-reported. No torch.backends setting is changed: the kit trains with PyTorch's defaults.
+What is timed is `tclib.train.train` itself, for the `teachclip` run with `teacher_mode: cached`:
+batches of caption-video pairs read from a raw frame cache by the training loader (its worker
+processes, pinned, copied a step ahead), with the teachers' rows of each batch read from their
+float16 feature caches in the loader; the student (CLIP4Clip with a seqTransf head and AFA,
+random weights, as the pipeline builds it) under the params' precision (bf16 autocast with
+--precision bf16; TF32 for fp32 matrix products on CUDA unless --no-tf32), optionally with
+activation checkpointing, exact gradient accumulation or torch.compile; the contrastive, coarse and
+fine teaching losses, the teachers scoring in float32; backward, clipping, AdamW, the schedule.
+The loop reads its losses back every --warmup steps and writes them with samples/s and the
+data-wait share (tclib.monitor): the first --warmup steps are not counted, the rates are the mean
+of the --steps after them. The frame cache holds synthetic videos read by several captions each,
+so after the first pass the reads come from the page cache (benchmarks/loader.py measures the
+loader alone). Training settings (teachers, learning rates, loss methods, clipping, seqTransf
+depth, AFA temperature) are those of --params.
 
-FLOPs are counted once, on the warm-up step, with torch.utils.flop_counter.FlopCounterMode:
+FLOPs are counted once, on an extra step before the run, with torch.utils.flop_counter.FlopCounterMode:
 matrix products, convolutions and attention of forward and backward (elementwise work is not
-counted). Achieved TFLOP/s = FLOPs per step / median step time; MFU = achieved / the device's
-dense peak for the precision its matrix products run in (table PEAK_TFLOPS, or --peak-tflops).
+counted; a checkpointed or accumulated step's second forward is counted, as it is computed).
+Achieved TFLOP/s = FLOPs per step x steps/s; MFU = achieved / the device's dense peak for the
+precision its matrix products run in (table PEAK_TFLOPS, or --peak-tflops). Peak memory is
+torch.cuda.max_memory_allocated on a GPU (n/a on a CPU).
 
 The second table divides each data set's training pairs (one per caption) by the measured
 samples/s; a row applies only when its reference frames and words are the measured ones (DiDeMo
 and ActivityNet use 64 frames, 64 words and batch 64: measure them with --params params/didemo.yaml).
 
-    .venv/bin/python benchmarks/train_throughput.py                     # CPU: batch 4, 2 steps, fp32
-    .venv/bin/python benchmarks/train_throughput.py --device cuda       # GPU: batch 120, 10 steps, fp32
-    .venv/bin/python benchmarks/train_throughput.py --device cuda --precision bf16
-    .venv/bin/python benchmarks/train_throughput.py --device cuda --params params/didemo.yaml \\
-        --out results/benchmarks/train_throughput-64frames.md          # 64 frames, 64 words, batch 64
+    .venv/bin/python benchmarks/train_throughput.py                     # CPU: batch 4, fp32
+    .venv/bin/python benchmarks/train_throughput.py --device cuda --precision bf16 --batch 128
+    .venv/bin/python benchmarks/train_throughput.py --device cuda --precision bf16 --batch 128 \\
+        --model ViT-B-16-quickgelu --grad-checkpointing --out results/benchmarks/train_throughput-b16.md
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from tclib.experiment.data import image_size_of
 from tclib.experiment.runs import parse_run
 from tclib.experiment.training import training_inputs
-from tclib.models import CLIP4Clip, Tokenizer, build_teacher, load_clip
+from tclib.models import CLIP4Clip, build_teacher, load_clip
+from tclib.monitor import read_training_log
 from tclib.params import Params, load_params
 from tclib.project import resolve_path
 from tclib.scoring import CachedTeacherScores, write_teacher_features
 from tclib.teaching import TeachingObjective
-from tclib.train import TrainConfig, optimizer_and_schedule, param_groups, resolve_device, to_device, training_step
+from tclib.loader import to_device
+from tclib.train import TrainConfig, optimizer_and_schedule, param_groups, resolve_device, train, training_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from teacher_cache import DATASETS, synchronize  # noqa: E402  (benchmarks/ is a folder of scripts)
+from loader import frame_cache_pairs  # noqa: E402  (benchmarks/ is a folder of scripts)
+from teacher_cache import DATASETS  # noqa: E402
 
 RUN = "teachclip"
 
@@ -81,11 +85,11 @@ PEAK_TFLOPS = [
 ]
 
 
-def matmul_precision(device: torch.device, precision: str) -> str:
-    """What the matrix products run in: bf16 under autocast, else tf32 when CUDA allows it, else fp32."""
-    if precision == "bf16":
+def matmul_precision(device: torch.device, config: TrainConfig) -> str:
+    """What the matrix products run in: bf16 under autocast, else tf32 on CUDA with tf32, else fp32."""
+    if config.precision == "bf16":
         return "bf16"
-    return "tf32" if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 else "fp32"
+    return "tf32" if device.type == "cuda" and config.tf32 else "fp32"
 
 
 def peak_tflops(gpu: str, kind: str) -> tuple[float | None, str]:
@@ -121,81 +125,83 @@ def build_teachers(P: Params, model: str, frames: int, words: int, device: torch
             for name in P.teachers]
 
 
-def synthetic_batch(batch: int, frames: int, words: int, size: int, device: torch.device) -> dict:
-    """B captions and their B videos of uint8 frames, on the CPU (pinned for a GPU) as the loader gives them."""
-    rng = np.random.default_rng(0)
-    pixels = torch.from_numpy(rng.integers(0, 256, (batch, frames, 3, size, size), dtype=np.uint8))
-    tokens = Tokenizer(words)([f"a synthetic caption number {i} about a scene" for i in range(batch)])
-    out = {"tokens": tokens, "frames": pixels, "frame_mask": torch.ones(batch, frames, dtype=torch.long),
-           "caption_index": torch.arange(batch), "video_index": torch.arange(batch)}
-    return {k: v.pin_memory() for k, v in out.items()} if device.type == "cuda" else out
+def train_config(P: Params, args, device: torch.device) -> TrainConfig:
+    """The trainer's settings of a student run of `P` (as the student stage builds them) with this
+    benchmark's batch, precision, device and switches; the losses read back every --warmup steps."""
+    P = dataclasses.replace(P, batch_size=args.batch, precision=args.precision, device=str(device), tf32=args.tf32,
+                            grad_accumulation=args.grad_accumulation, grad_checkpointing=args.grad_checkpointing,
+                            compile=args.compile, num_workers=args.workers, log_every=args.warmup)
+    config = training_inputs(P, 1, P.lr, student=True, afa=parse_run(RUN).afa).train_config(0, P)
+    return config
 
 
-def train_config(P: Params, batch: int, precision: str, device: torch.device) -> TrainConfig:
-    """The trainer's settings of a student run of `P` (as the student stage builds them), at this batch
-    size, precision and device."""
-    P = dataclasses.replace(P, batch_size=batch, precision=precision, device=str(device))
-    return training_inputs(P, P.epochs, P.lr, student=True, afa=parse_run(RUN).afa).train_config(0, P)
+def teaching_objective(P: Params, args, dataset, device: torch.device, folder: Path) -> TeachingObjective:
+    """The params' teachers (random weights) with feature caches of the benchmark's captions and videos."""
+    teachers = build_teachers(P, args.model, args.frames, args.words, device)
+    cache = dataset.cache
+    rows = np.arange(len(cache))
+    caches = [write_teacher_features(folder / t.name, t, dataset.tokens, cache.frames, cache.mask, rows,
+                                     min(args.batch, 64), device, {"teacher": t.name}) for t in teachers]
+    return TeachingObjective(CachedTeacherScores(teachers, caches), P.coarse_method, P.fine_method,
+                             use_fine=parse_run(RUN).fine, weights=P.loss_weights, beta=P.beta)
 
 
-class Step:
-    """One step of tclib.train's loop (tclib.train.training_step), with the trainer's optimizer and schedule."""
-
-    def __init__(self, student: nn.Module, objective: TeachingObjective, config: TrainConfig, total_steps: int,
-                 device: torch.device) -> None:
-        self.student, self.objective, self.config, self.device = student, objective, config, device
-        self.optimizer, self.scheduler = optimizer_and_schedule(param_groups(student, config), config, total_steps)
-
-    def __call__(self, batch: dict) -> float:
-        loss, _ = training_step(self.student, batch, self.objective, self.optimizer, self.scheduler, self.config,
-                                self.device)
-        return loss.item()
-
-
-def counted_flops(step: Step, batch: dict) -> tuple[int, int]:
-    """FLOPs of one step, run under FlopCounterMode, and of the teachers' scoring from the cache in it."""
+def counted_flops(student: CLIP4Clip, objective: TeachingObjective, dataset, config: TrainConfig,
+                  device: torch.device) -> tuple[int, int]:
+    """FLOPs of one training step (on a copy's optimizer: the run starts from the same weights) and of
+    the teachers' scoring from the cache in it."""
+    batch = dataset.batch(np.arange(config.batch_size))
+    batch = {**batch, **objective.loader_extras(batch)}
+    optimizer, scheduler = optimizer_and_schedule(param_groups(student, config), config, 1, device)
+    state = {k: v.clone() for k, v in student.state_dict().items()}
     with FlopCounterMode(display=False) as counter:
-        step(batch)
+        training_step(student, batch, objective, optimizer, scheduler, config, device)
     with FlopCounterMode(display=False) as teachers:
-        step.objective.scores(to_device(batch, step.device))
+        objective.scores(to_device(batch, device))
+    student.load_state_dict(state)
     return counter.get_total_flops(), teachers.get_total_flops()
 
 
-def median_seconds(step: Step, batch: dict, steps: int) -> float:
-    times = []
-    for _ in range(steps):
-        synchronize(step.device)
-        start = time.perf_counter()
-        step(batch)
-        synchronize(step.device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def measured(folder: Path, warmup: int) -> dict[str, float]:
+    """The loop's own figures after the warm-up steps: mean samples/s and data-wait share of the
+    intervals it logged, and the peak GPU memory."""
+    log = read_training_log(folder)
+    counted = log[log.step > warmup]
+    rates = counted[counted.name == "samples_per_s"].value
+    waits = counted[counted.name == "data_wait_share"].value
+    memory = log[log.name == "gpu_memory_peak_gb"].value
+    return {"samples_per_s": float(rates.mean()), "data_wait_share": float(waits.mean()),
+            "gpu_memory_peak_gb": float(memory.max()) if len(memory) else float("nan"), "intervals": len(rates)}
 
 
-def throughput_table(args, P: Params, size: int, seconds: float, flops: int, teacher_flops: int,
-                     peak: float | None, peak_source: str, kind: str, device: torch.device) -> list[str]:
-    samples = args.batch / seconds
-    achieved = flops / seconds / 1e12
+def throughput_table(args, P: Params, config: TrainConfig, size: int, figures: dict, flops: int,
+                     teacher_flops: int, peak: float | None, peak_source: str, kind: str, device: torch.device
+                     ) -> list[str]:
+    samples = figures["samples_per_s"]
+    achieved = flops * samples / config.batch_size / 1e12
     mfu = f"{100 * achieved / peak:.1f}%" if peak else "n/a (give --peak-tflops)"
     peak_text = f"{peak:g} ({peak_source})" if peak else f"n/a ({peak_source or 'CPU'})"
-    lines = [f"## TeachCLIP student training step: {args.model} (random weights), {size} px, {args.frames} frames, "
-             f"{args.words} words, batch {args.batch}, {args.precision}, {device_name(device)}", "",
+    memory = f"{figures['gpu_memory_peak_gb']:.1f}" if device.type == "cuda" else "n/a (CPU)"
+    switches = [f"{config.precision}", f"TF32 {'on' if kind == 'tf32' else 'off'}",
+                f"checkpointing {'on' if config.grad_checkpointing else 'off'}",
+                f"grad_accumulation {config.grad_accumulation}", f"compile {'on' if config.compile else 'off'}",
+                f"{args.workers_used} loader workers"]
+    lines = [f"## TeachCLIP student training in tclib's loop: {args.model} (random weights), {size} px, "
+             f"{args.frames} frames, {args.words} words, batch {config.batch_size}, {device_name(device)}", "",
+             f"Settings: {', '.join(switches)}.", "",
              "| measure | value |", "|---|---|",
-             f"| seconds per step (median of {args.steps}) | {seconds:.3f} |",
-             f"| samples/s (caption-video pairs) | {rate(samples)} |",
+             f"| samples/s (caption-video pairs), mean of {figures['intervals']} intervals of {args.warmup} steps "
+             f"after {args.warmup} warm-up steps | {rate(samples)} |",
              f"| frames/s | {rate(samples * args.frames)} |",
+             f"| share of the time waiting for data | {100 * figures['data_wait_share']:.1f}% |",
+             f"| peak GPU memory, GiB | {memory} |",
              f"| TFLOP per step (forward + backward) | {flops / 1e12:.3f} |",
              f"| of which the teachers' scoring from the cache | {100 * teacher_flops / flops:.2g}% |",
-             f"| GFLOP per pair | {flops / args.batch / 1e9:.1f} |",
              f"| achieved TFLOP/s | {rate(achieved)} |",
              f"| peak TFLOP/s, matrix products in {kind} | {peak_text} |",
              f"| MFU | {mfu} |", "",
              f"Taught by {' + '.join(P.teachers)} from float16 feature caches (teacher_mode: cached); the "
-             f"training settings of {args.params}. FLOPs counted on the warm-up step (FlopCounterMode)."]
-    if device.type == "cuda":
-        lines.append(f"TF32: matmuls {'allowed' if torch.backends.cuda.matmul.allow_tf32 else 'not allowed'}, "
-                     f"cuDNN convolutions {'allowed' if torch.backends.cudnn.allow_tf32 else 'not allowed'} "
-                     f"(PyTorch's defaults, which tclib keeps); MFU is against the {kind} peak.")
+             f"training settings of {args.params}. FLOPs counted on an extra step (FlopCounterMode)."]
     return lines
 
 
@@ -228,13 +234,23 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default="ViT-B-32-quickgelu", help="open_clip model name (random weights)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--batch", type=int, help="captions (and videos) per step; default the params' batch_size on a GPU, 4 on CPU")
-    parser.add_argument("--steps", type=int, help="timed steps after the warm-up; default 10 on a GPU, 2 on CPU")
+    parser.add_argument("--steps", type=int, help="counted steps after the warm-up, a multiple of --warmup; "
+                                                  "default 20 on a GPU, 4 on CPU")
+    parser.add_argument("--warmup", type=int, help="uncounted steps first; default 5 on a GPU, 2 on CPU")
     parser.add_argument("--frames", type=int, help="frames per video; default the params' max_frames")
     parser.add_argument("--words", type=int, help="words per caption; default the params' max_words")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--no-tf32", dest="tf32", action="store_false", help="full fp32 matrix products on CUDA")
+    parser.add_argument("--grad-checkpointing", action="store_true")
+    parser.add_argument("--grad-accumulation", type=int, default=1)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--workers", default="auto", help="loader worker processes (default: auto)")
+    parser.add_argument("--videos", type=int, default=64, help="synthetic videos in the frame cache")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s for MFU (overrides the table)")
     parser.add_argument("--out", default="results/benchmarks/train_throughput.md")
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.workers = args.workers if args.workers == "auto" else int(args.workers)
+    return args
 
 
 def main() -> None:
@@ -243,32 +259,36 @@ def main() -> None:
     P = load_params(args.params, {"clip_model": args.model, "clip_pretrained": ""})
     on_gpu = device.type == "cuda"
     args.batch = args.batch or (P.batch_size if on_gpu else 4)
-    args.steps = args.steps or (10 if on_gpu else 2)
+    args.warmup = args.warmup or (5 if on_gpu else 2)
+    args.steps = args.steps or (20 if on_gpu else 4)
+    if args.steps % args.warmup:
+        raise SystemExit(f"--steps {args.steps} must be a multiple of --warmup {args.warmup}")
     args.frames = args.frames or P.max_frames
     args.words = args.words or P.max_words
+    P = dataclasses.replace(P, max_frames=args.frames, max_words=args.words)
     size = image_size_of(args.model)
+    config = train_config(P, args, device)
+    from tclib.loader import loader_workers
+
+    args.workers_used = loader_workers(config.num_workers, device)
     torch.manual_seed(0)
-
-    batch = synthetic_batch(args.batch, args.frames, args.words, size, device)
-    teachers = build_teachers(P, args.model, args.frames, args.words, device)
-    student = build_student(P, args.model).to(device).train()
     with tempfile.TemporaryDirectory() as tmp:
-        caches = [write_teacher_features(Path(tmp) / t.name, t, batch["tokens"], batch["frames"].numpy(),
-                                         batch["frame_mask"].numpy(), np.arange(args.batch), args.batch, device,
-                                         {"teacher": t.name}) for t in teachers]
-        objective = TeachingObjective(CachedTeacherScores(teachers, caches), P.coarse_method, P.fine_method,
-                                      use_fine=parse_run(RUN).fine, weights=P.loss_weights, beta=P.beta)
-        step = Step(student, objective, train_config(P, args.batch, args.precision, device), args.steps + 1, device)
-        flops, teacher_flops = counted_flops(step, batch)  # the warm-up step
-        seconds = median_seconds(step, batch, args.steps)
+        folder = Path(tmp)
+        pairs = (args.warmup + args.steps) * args.batch
+        dataset = frame_cache_pairs(folder, min(args.videos, pairs), pairs, args.frames, size, args.words)
+        objective = teaching_objective(P, args, dataset, device, folder / "teachers")
+        student = build_student(P, args.model).to(device)
+        flops, teacher_flops = counted_flops(student, objective, dataset, config, device)
+        train(student, dataset, objective, config, folder / "run", desc="benchmark")
+        figures = measured(folder / "run", args.warmup)
 
-    kind = matmul_precision(device, args.precision)
+    kind = matmul_precision(device, config)
     if args.peak_tflops:
         peak, source = args.peak_tflops, "given with --peak-tflops"
     else:
         peak, source = peak_tflops(device_name(device), kind) if on_gpu else (None, "")
-    lines = throughput_table(args, P, size, seconds, flops, teacher_flops, peak, source, kind, device)
-    lines += [""] + epoch_table(args, args.batch / seconds, device)
+    lines = throughput_table(args, P, config, size, figures, flops, teacher_flops, peak, source, kind, device)
+    lines += [""] + epoch_table(args, figures["samples_per_s"], device)
     print("\n".join(lines))
     out = Path(resolve_path(args.out))
     out.parent.mkdir(parents=True, exist_ok=True)
