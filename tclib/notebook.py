@@ -38,7 +38,7 @@ from .experiment.teachers import load_teacher, teacher_features_dir
 from .errors import ParamsError
 from .monitor import read_training_logs
 from .params import Params, load_params
-from .preflight import teacher_problems
+from .preflight import device_problems, teacher_problems
 from .plots import (Figure, attention_figure, rank_histogram_figure, similarity_figure, training_curves_figure,
                     training_log_figure, video_frames_figure)
 from .progress import in_batch_run
@@ -53,14 +53,15 @@ KNOBS = ("seeds", "device", "plot_videos", "plot_video_ids")  # params keys a pa
 def notebook_params(params: str, namespace: Mapping[str, Any]) -> Params:
     """The params of a notebook: the file `params` with the knobs of `namespace` that are not None,
     or, when papermill injected other params keys into `namespace`, those keys with the knobs. Its
-    teachers and their options are checked against the models too (tclib.preflight)."""
+    teachers and their options are checked against the models too, and its device and gpus against
+    this machine's GPUs (tclib.preflight)."""
     knobs = {key: namespace[key] for key in KNOBS if namespace.get(key) is not None}
     injected = {key: namespace[key] for key in Params.field_names() if key in namespace and key not in KNOBS}
     if injected:
         P = Params.from_mapping({**injected, **knobs}, source="notebook parameters").resolved()
     else:
         P = load_params(params, knobs)
-    problems = teacher_problems(P)
+    problems = teacher_problems(P) + device_problems(P.device, P.gpus)
     if problems:
         raise ParamsError("\n".join(f"{params}: {line}" for line in problems))
     return P

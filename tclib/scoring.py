@@ -30,6 +30,7 @@ import torch
 from .data.npyrows import NpyRows
 from .errors import CheckpointError
 from .files import temporary_path
+from .precision import full_float32
 from .models.teachers import Features, Teacher
 from .progress import progress
 
@@ -211,7 +212,7 @@ class CachedTeacherScores:
     `teachers[k]` scores with `features[k]`; a batch is given by the indices of its captions (rows
     of the text cache) and of their videos (rows of the frame source), and carries the rows of the
     caches as `teacher_rows` when the training loader read them (`rows`), else they are read here.
-    The scores are computed in float32 whatever autocast the caller runs under.
+    The scores are computed in float32 whatever the caller runs under (autocast, TF32).
     """
 
     def __init__(self, teachers: list[Teacher], features: list[TeacherFeatures]) -> None:
@@ -227,7 +228,7 @@ class CachedTeacherScores:
         for teacher, features in zip(self.teachers, rows):
             device = next(teacher.parameters()).device
             text, video = (_widened(features[side], device) for side in ("text", "video"))
-            with torch.autocast(device.type, enabled=False):
+            with full_float32(device.type):
                 logits.append(teacher.similarity(text, video))
                 relevance.append(teacher.relevance(text, video))
         return logits, relevance
@@ -235,8 +236,8 @@ class CachedTeacherScores:
 
 class OnlineTeacherScores:
     """In-batch teacher logits and frame relevance from each teacher's full forward on the batch,
-    in eval mode, as the reference training code runs its teachers, in float32 whatever autocast the
-    caller runs under."""
+    in eval mode, as the reference training code runs its teachers, in float32 whatever the caller
+    runs under (autocast, TF32)."""
 
     def __init__(self, teachers: list[Teacher]) -> None:
         self.teachers = [t.eval() for t in teachers]
@@ -246,7 +247,7 @@ class OnlineTeacherScores:
         logits, relevance = [], []
         for teacher in self.teachers:
             teacher.eval()  # the student's trainer may have switched every module to training mode
-            with torch.autocast(batch["tokens"].device.type, enabled=False):  # teachers in float32
+            with full_float32(batch["tokens"].device.type):  # teachers in float32
                 text = teacher.encode_text(batch["tokens"])
                 video = teacher.encode_video(batch["frames"], batch["frame_mask"])
                 logits.append(teacher.similarity(text, video))

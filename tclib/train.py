@@ -37,6 +37,7 @@ from .distributed import barrier, is_main, world
 from .loader import loader_workers, on_device, to_device, training_loader
 from .models.checkpoint import read_checkpoint, save_checkpoint
 from .monitor import TrainingLog
+from .precision import matmul_precision
 from .progress import progress
 
 log = logging.getLogger(__name__)
@@ -122,19 +123,6 @@ def optimizer_and_schedule(groups: list[dict], config: TrainConfig, total_steps:
 def autocast(config: TrainConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
     """The step's autocast: bfloat16 with precision bf16, none with fp32."""
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-
-
-@contextlib.contextmanager
-def matmul_precision(tf32: bool) -> Iterator[None]:
-    """fp32 matrix products and convolutions on CUDA's tensor cores (TF32) inside, full fp32 after."""
-    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
-    torch.set_float32_matmul_precision("high" if tf32 else "highest")
-    torch.backends.cudnn.allow_tf32 = tf32
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(before[0])
-        torch.backends.cudnn.allow_tf32 = before[1]
 
 
 def training_step(model: nn.Module, batch: dict, loss_fn: LossFn, optimizer: torch.optim.Optimizer,

@@ -124,3 +124,19 @@ def test_teachers_score_in_float32_inside_a_bf16_step(tmp_path, data, name):
         bf16_logits = teacher.similarity(*(
             {k: v.float() for k, v in cached.rows(batch)["teacher_rows"][0][side].items()} for side in ("text", "video")))
     assert not torch.allclose(bf16_logits.float(), fp32_logits, rtol=1e-4, atol=1e-4)
+
+
+def test_teachers_score_without_tf32_inside_a_tf32_step(tmp_path, data):
+    from tclib.precision import matmul_precision
+
+    tokens, frames, mask = data
+    teacher = teacher_named("xclip")
+    features = write_teacher_features(tmp_path / "xclip", teacher, tokens, frames, mask, [0, 1, 2, 3], 4,
+                                      torch.device("cpu"), {"teacher": "xclip"})
+    seen = []
+    similarity = teacher.similarity
+    teacher.similarity = lambda *a: seen.append(torch.get_float32_matmul_precision()) or similarity(*a)
+    with matmul_precision(True):  # what the loop sets for a training run with tf32
+        CachedTeacherScores([teacher], [features])({"caption_index": torch.arange(2), "video_index": torch.arange(2)})
+        assert torch.get_float32_matmul_precision() == "high"
+    assert seen == ["highest"] and torch.get_float32_matmul_precision() == "highest"

@@ -20,7 +20,6 @@ walking the frames in presentation order, so the sampled indices mean the same f
 
 from __future__ import annotations
 
-import functools
 
 import logging
 import os
@@ -342,14 +341,18 @@ def normalize_frames(frames: "torch.Tensor") -> "torch.Tensor":
     return (frames.to(torch.float32) / 255.0 - mean) / std
 
 
-@functools.cache
+_CLIP_CONSTANTS: dict = {}  # device -> CLIP's mean and std on it
+
+
 def _clip_constants(device: "torch.device") -> tuple["torch.Tensor", "torch.Tensor"]:
     """CLIP's mean and std as (3, 1, 1) float32 tensors on `device`, made once per device (a tensor
     made from Python numbers on a GPU is a copy from the host)."""
     import torch
 
-    return (torch.tensor(CLIP_MEAN, dtype=torch.float32, device=device).view(3, 1, 1),
-            torch.tensor(CLIP_STD, dtype=torch.float32, device=device).view(3, 1, 1))
+    if device not in _CLIP_CONSTANTS:
+        _CLIP_CONSTANTS[device] = (torch.tensor(CLIP_MEAN, dtype=torch.float32, device=device).view(3, 1, 1),
+                                   torch.tensor(CLIP_STD, dtype=torch.float32, device=device).view(3, 1, 1))
+    return _CLIP_CONSTANTS[device]
 
 
 def pad_frames(frames: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,8 +5,10 @@ loop's `TrainConfig` is built from it, adding only what changes how fast it trai
 trains (`SPEED_ONLY`: the loader's worker processes, the device, activation checkpointing, compiling,
 how often the losses are read back), and the stage's seed.
 
-TF32 changes the numbers where it applies, fp32 matrix products on CUDA, so it is an input there
-only: on a CPU, or with `tf32: false`, the inputs are what they were before TF32 existed.
+TF32 changes the numbers where it applies, fp32 matrix products on CUDA, so it is an input of the
+runs that may train on a GPU (`device` other than cpu), whatever machine computes the fingerprint:
+a project trained on GPUs and opened on a laptop finds its stages. With `device: cpu` or
+`tf32: false` the inputs are what they were before TF32 existed (the demo sets `tf32: false`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 from ..params import Params
 from ..stages import StageInputs
-from ..train import TrainConfig, resolve_device
+from ..train import TrainConfig
 
 SPEED_ONLY = ("num_workers", "device", "grad_checkpointing", "compile", "log_every")  # how fast, not what
 
@@ -52,9 +54,4 @@ def training_inputs(P: Params, epochs: int, lr: float, student: bool = False, af
                           weight_decay=P.weight_decay, warmup_proportion=P.warmup_proportion, grad_clip=P.grad_clip,
                           beta=P.beta, afa_lr_scale=P.afa_lr_scale if afa else None,
                           precision=P.precision if student else "fp32", grad_accumulation=accumulation,
-                          exact_accumulation=accumulation > 1, tf32=P.tf32 and trains_on_cuda(P))
-
-
-def trains_on_cuda(P: Params) -> bool:
-    """Whether training runs on a GPU: device cuda or cuda:K, or auto on a machine with one."""
-    return resolve_device(P.device).type == "cuda"
+                          exact_accumulation=accumulation > 1, tf32=P.tf32 and P.device != "cpu")
