@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 import torch
+from report import write_report  # benchmarks/ is a folder of scripts
 
 from tclib.data import PairDataset, Sampling, build_frame_cache, read_annotations, write_synthetic_msrvtt
 from tclib.loader import training_loader
 from tclib.models import Tokenizer
-from tclib.project import resolve_path
 
 
 def frame_cache_pairs(folder: Path, videos: int, pairs: int, frames: int, size: int, words: int = 32) -> PairDataset:
@@ -90,11 +90,7 @@ def main() -> None:
         rates = {w: frames_per_second(dataset, args.batch, w, args.batches, args.warmup, torch.cuda.is_available())
                  for w in args.workers}
     lines = table(args, rates)
-    print("\n".join(lines))
-    out = Path(resolve_path(args.out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {out}")
+    write_report(lines, args.out)
 
 
 if __name__ == "__main__":

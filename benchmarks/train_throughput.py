@@ -52,14 +52,14 @@ from tclib.experiment.training import training_inputs
 from tclib.models import CLIP4Clip, build_teacher, load_clip
 from tclib.monitor import read_training_log
 from tclib.params import Params, load_params
-from tclib.project import resolve_path
 from tclib.scoring import CachedTeacherScores, write_teacher_features
 from tclib.teaching import TeachingObjective
-from tclib.loader import to_device
+from tclib.loader import loader_workers, to_device
 from tclib.train import TrainConfig, optimizer_and_schedule, param_groups, resolve_device, train, training_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loader import frame_cache_pairs  # noqa: E402  (benchmarks/ is a folder of scripts)
+from report import write_report  # noqa: E402
 from teacher_cache import DATASETS  # noqa: E402
 
 RUN = "teachclip"
@@ -268,8 +268,6 @@ def main() -> None:
     P = dataclasses.replace(P, max_frames=args.frames, max_words=args.words)
     size = image_size_of(args.model)
     config = train_config(P, args, device)
-    from tclib.loader import loader_workers
-
     args.workers_used = loader_workers(config.num_workers, device)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -289,11 +287,7 @@ def main() -> None:
         peak, source = peak_tflops(device_name(device), kind) if on_gpu else (None, "")
     lines = throughput_table(args, P, config, size, figures, flops, teacher_flops, peak, source, kind, device)
     lines += [""] + epoch_table(args, figures["samples_per_s"], device)
-    print("\n".join(lines))
-    out = Path(resolve_path(args.out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {out}")
+    write_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -404,6 +404,34 @@ def measure_training_peak(step: Callable[[], object], model: torch.nn.Module, op
     return counter.peak
 
 
+def measure_student_step(clip_model: str, videos: int, frames: int, words: int, precision: str = "fp32",
+                         grad_checkpointing: bool = False) -> int:
+    """The measured peak of a training step of a seqTransf + AFA student of `clip_model` (random weights)
+    on the CPU, at `videos` videos of `frames` frames and captions of `words` tokens: the contrastive
+    loss under the precision's autocast, backward, gradient clipping, AdamW (its per-tensor kernel)."""
+    from .models import CLIP4Clip, load_clip
+    from .models.backbone import set_grad_checkpointing
+    from .teaching import ContrastiveObjective
+
+    torch.manual_seed(0)
+    student = CLIP4Clip(load_clip(clip_model, ""), temporal="seqTransf", afa=True)
+    set_grad_checkpointing(student, grad_checkpointing)
+    optimizer = torch.optim.AdamW(student.parameters())
+    size = clip_shape(clip_model).image_size
+    batch = {"tokens": torch.randint(1, 1000, (videos, words)), "frame_mask": torch.ones(videos, frames, dtype=torch.long),
+             "frames": torch.randint(0, 256, (videos, frames, 3, size, size), dtype=torch.uint8)}
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss, _ = ContrastiveObjective()(student, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        optimizer.step()
+
+    return measure_training_peak(step, student, optimizer, batch)
+
+
 # ------------------------------------------------------------------------------------------ params
 
 

@@ -7,7 +7,6 @@ import torch
 from conftest import SAMPLING, video_files
 
 from tclib.data import (
-    DecodedFrames,
     PairDataset,
     build_frame_cache,
     read_annotations,

@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from conftest import GOLDEN, new_project, small_demo
 
 from tclib.clean import stage_folders

@@ -6,17 +6,13 @@ import json
 
 import open_clip
 import pytest
-import torch
-from torch import nn
 
 from tclib import preflight
 from tclib.cli import main
-from tclib.memory import (GiB, clip_shape, estimate_params_memory, estimate_training_memory, measure_training_peak,
+from tclib.memory import (GiB, clip_shape, estimate_params_memory, estimate_training_memory, measure_student_step,
                           memory_problems, parse_bytes, student_head_params, usable_bytes, TrainingSetup)
 from tclib.models import CLIP4Clip, load_clip
-from tclib.models.backbone import set_grad_checkpointing
 from tclib.params import Params
-from tclib.teaching import ContrastiveObjective
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +32,8 @@ def small_vocab(tmp_path_factory) -> str:
 
 @functools.cache
 def measured_peak(name: str, videos: int, frames: int, words: int, precision: str, checkpointing: bool) -> int:
-    """The peak of a student's training step on the CPU: contrastive loss under autocast as training
-    runs it, backward, gradient clipping, AdamW."""
-    torch.manual_seed(0)
-    student = CLIP4Clip(load_clip(name, ""), temporal="seqTransf", afa=True)
-    set_grad_checkpointing(student, checkpointing)
-    optimizer = torch.optim.AdamW(student.parameters())
-    size = clip_shape(name).image_size
-    batch = {"tokens": torch.randint(1, 1000, (videos, words)), "frame_mask": torch.ones(videos, frames, dtype=torch.long),
-             "frames": torch.randint(0, 256, (videos, frames, 3, size, size), dtype=torch.uint8)}
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss, _ = ContrastiveObjective()(student, batch)
-        loss.backward()
-        nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-
-    return measure_training_peak(step, student, optimizer, batch)
+    """The peak of a student's training step on the CPU (tclib.memory.measure_student_step), once per shape."""
+    return measure_student_step(name, videos, frames, words, precision, checkpointing)
 
 
 MODES = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]

@@ -32,7 +32,7 @@ def test_executed_notebooks_show_every_figure_inline_and_no_error(demo_run):
             if "figure" in cell["metadata"].get("tags", []):
                 figures += 1
                 assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: {cell['source']}"
-    assert figures == 13  # 01: 1, 02: 3, 03: 1, 04: 1, 05: 1, 06: 3, 08: 3
+    assert figures == 14  # 01: 1, 02: 3, 03: 2, 04: 1, 05: 1, 06: 3, 08: 3
 
 def test_batch_runs_record_progress_in_a_few_lines(demo_run):
     """No progress-bar redraws in the executed notebooks: a handful of log lines per notebook."""

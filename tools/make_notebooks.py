@@ -77,7 +77,7 @@ NOTEBOOKS = {
           "steps, in its stage folder (`tensorboard --logdir results/<exp>` shows them live): the loss and its terms "
           "(dots: each epoch's mean), the learning rate of each parameter group, samples per second, the share of "
           "each step spent waiting for the next batch and, on a GPU, peak memory.",
-          "notebook.training_scalars(P, data)", False)]),
+          "notebook.training_scalars(P, data)", True)]),
     "04_evaluate": (
         "# 04 · Evaluation\n"
         "Text-to-video and video-to-text retrieval on the test split, for every student and teacher and seed, "
