@@ -5,7 +5,7 @@ tests/test_memory.py, at larger shapes than the tests afford (ViT-B/32 takes a m
 What is measured is one training step of a seqTransf + AFA student (random weights): the contrastive
 loss, backward, clipping, AdamW; every live tensor storage is counted (tclib.memory.measure_student_step).
 
-    .venv/bin/python benchmarks/memory.py                      # tclib-tiny, tclib-tiny-224, ViT-B-32
+    .venv/bin/python benchmarks/memory.py                      # tclib-tiny, tclib-tiny-224, ViT-B-32 (2 shapes)
     .venv/bin/python benchmarks/memory.py --precision bf16
 """
 
@@ -18,7 +18,7 @@ from report import write_report  # benchmarks/ is a folder of scripts
 from tclib.memory import estimate_training_memory, measure_student_step
 
 MiB = 2**20
-SHAPES = [("tclib-tiny", 128, 12, 32), ("tclib-tiny-224", 16, 12, 32), ("ViT-B-32", 4, 8, 32)]
+SHAPES = [("tclib-tiny", 128, 12, 32), ("tclib-tiny-224", 16, 12, 32), ("ViT-B-32", 4, 8, 32), ("ViT-B-32", 16, 12, 32)]
 
 
 def row(shape: tuple[str, int, int, int], precision: str, checkpointing: bool) -> dict:
