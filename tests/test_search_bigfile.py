@@ -63,3 +63,33 @@ def test_the_split_features_give_tclibs_metrics_under_teachclips_evaluation(demo
     row = metrics[(metrics.model == parse_run(RUN).label) & (metrics.seed == SEED)].iloc[0]
     for key in ("R1", "R5", "R10", "MdR", "MnR"):
         assert ours[key] == pytest.approx(row[f"t2v_{key}"]), key
+
+
+def test_an_interrupted_import_resumed_with_another_shard_size_is_the_whole_import(demo_run, tmp_path, monkeypatch):
+    import tclib.search.build as build
+
+    _, P = demo_run
+    spec = student_spec(P, RUN, SEED)
+    dim = spec.load().clip.text_projection.shape[-1]
+    ids = [f"clip{i}" for i in range(7)]
+    write_bigfile(tmp_path / "bigfile", ids, np.random.default_rng(0).normal(size=(7, dim)).astype(np.float32))
+    import_bigfile(tmp_path / "straight", tmp_path / "bigfile", spec, shard_size=3)
+
+    written = []
+    write_shard = build.write_shard
+
+    def interrupted(*args, **kwargs):
+        if written:
+            raise KeyboardInterrupt  # after the first shard of 3
+        written.append(write_shard(*args, **kwargs))
+
+    monkeypatch.setattr(build, "write_shard", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        import_bigfile(tmp_path / "resumed", tmp_path / "bigfile", spec, shard_size=3)
+    monkeypatch.setattr(build, "write_shard", write_shard)
+    report = import_bigfile(tmp_path / "resumed", tmp_path / "bigfile", spec, shard_size=2)
+    assert (report.reused, report.encoded) == (3, 4)
+    queries = ["a red circle", "a blue square on a gray background"]
+    a, b = Index(tmp_path / "straight").search(queries, 7), Index(tmp_path / "resumed").search(queries, 7)
+    assert a.key.tolist() == b.key.tolist() and sorted(set(a.key)) == ids
+    np.testing.assert_allclose(a.score, b.score, rtol=0, atol=1e-6)

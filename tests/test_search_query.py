@@ -78,3 +78,10 @@ def test_tclib_search_prints_the_best_units(test_index, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["rank"] for r in rows] == [1, 2] and rows[0]["start"] is None
     assert main(["search", str(test_index), " "]) == 2  # an empty query: the kit's error, exit code 2
+
+
+def test_index_is_importable_from_the_package():
+    from tclib.search import Index
+    from tclib.search.query import Index as QueryIndex
+
+    assert Index is QueryIndex

@@ -9,3 +9,14 @@
     query       Index(folder).search(queries, k): `tclib search`
     bigfile     TeachCLIP's BigFile layout: `tclib export bigfile`, `tclib index --bigfile`
 """
+
+__all__ = ["Index"]
+
+
+def __getattr__(name: str):
+    """`from tclib.search import Index`, imported when asked for (FAISS loads with it)."""
+    if name == "Index":
+        from .query import Index
+
+        return Index
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

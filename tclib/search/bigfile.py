@@ -50,7 +50,8 @@ def write_bigfile(folder: str | Path, ids: list[str], vectors: np.ndarray) -> Pa
 
 
 def read_bigfile(folder: str | Path) -> tuple[list[str], np.ndarray]:
-    """(ids, float32 (N, D) rows) of a BigFile folder; DataError naming the file that disagrees."""
+    """(ids, float32 (N, D) rows, mapped from the file: memory holds what is read of them) of a BigFile
+    folder; DataError naming the file that disagrees."""
     folder = Path(folder)
     try:
         n, dim = map(int, (folder / "shape.txt").read_text().split()[:2])
@@ -63,7 +64,9 @@ def read_bigfile(folder: str | Path) -> tuple[list[str], np.ndarray]:
     size = (folder / "feature.bin").stat().st_size if (folder / "feature.bin").is_file() else -1
     if size != n * dim * 4:
         raise DataError(f"{folder / 'feature.bin'}: {size} bytes, shape.txt says {n} x {dim} float32")
-    return ids, np.fromfile(folder / "feature.bin", dtype=np.float32).reshape(n, dim)
+    if n == 0:  # an empty file cannot be mapped
+        return ids, np.zeros((0, dim), dtype=np.float32)
+    return ids, np.memmap(folder / "feature.bin", dtype=np.float32, mode="r", shape=(n, dim))  # rows read when used
 
 
 def write_ground_truth(path: str | Path, pairs: list[tuple[str, str]]) -> Path:

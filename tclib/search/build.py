@@ -260,12 +260,12 @@ def import_bigfile(out: str | Path, folder: str | Path, spec: StudentSpec, kind:
         identities = [unit_identity(u) for u in units.itertuples(index=False)]
         report = BuildReport(out)
         done, _ = _finished(out, spec.fingerprint)
-        for start in range(0, len(ids), shard_size):
-            chunk = identities[start:start + shard_size]
-            if chunk[0] in done:
-                report.reused += len(chunk)
-                continue
-            part = rows[start:start + shard_size]
+        todo = [i for i, identity in enumerate(identities) if identity not in done]  # whatever shards made them
+        report.reused += len(identities) - len(todo)
+        for start in range(0, len(todo), shard_size):
+            picked = todo[start:start + shard_size]
+            chunk = [identities[i] for i in picked]
+            part = np.asarray(rows[picked], dtype=np.float32)
             part = part / np.linalg.norm(part, axis=1, keepdims=True).clip(min=1e-12)
             write_shard(out, fingerprint(spec.fingerprint, chunk), spec.fingerprint, chunk, part, {})
             report.encoded += len(chunk)
