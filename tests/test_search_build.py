@@ -164,6 +164,23 @@ def test_moments_segments_shots_and_their_bad_rows(videos, spec, tmp_path):
     assert report.units == 2 and report.failed == 2
 
 
+def test_a_shot_file_names_videos_by_their_path_or_a_unique_file_name(tmp_path):
+    for path in ("x/clip.mp4", "y/clip.mp4", "z/only.mp4"):
+        (tmp_path / "videos" / path).parent.mkdir(parents=True, exist_ok=True)
+        write_mp4(tmp_path / "videos" / path, np.zeros((6, 32, 32, 3), np.uint8) + 90, fps=2)  # 3 s
+    shots = tmp_path / "shots.csv"
+    shots.write_text("# shots of part one\nvideo,start,end\nx/clip.mp4,0,1\ny/clip,1,2\n\n"
+                     "# part two, its own header\nfile,begin time,end time\nclip.mp4,0,1\nonly,2,3\n")
+    collection = collection_of(videos=str(tmp_path / "videos"), shots=str(shots))
+    assert collection.units[["key", "path"]].values.tolist() == [
+        ["x/clip@0-1", "x/clip.mp4"], ["y/clip@1-2", "y/clip.mp4"], ["z/only@2-3", "z/only.mp4"]]
+    assert collection.failures == {"clip.mp4@0-1": "shots.csv line 8: shot clip.mp4 0-1 s: the file name is "
+                                   "ambiguous: 2 videos have it (x/clip.mp4, y/clip.mp4); give its path"}
+    shots.write_text("x/clip.mp4,0,1\nx/clip.mp4,0.5\n")
+    with pytest.raises(CollectionError, match=r"line 2 of .*shots.csv is not 'video start end'"):
+        collection_of(videos=str(tmp_path / "videos"), shots=str(shots))
+
+
 def test_two_processes_give_the_vectors_of_one(videos, demo_run, tmp_path):
     _, P = demo_run
     import yaml

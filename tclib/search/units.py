@@ -18,6 +18,7 @@ import csv
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,7 +186,8 @@ def segment_units(collection: Collection, seconds: int, stride: int | None, work
 
 def read_shots(shot_file: str | os.PathLike) -> list[tuple[str, float, float, int]]:
     """(video, start, end, line) of each row of a shot file: `video start end` in seconds, separated by
-    tabs, commas or spaces; a header line and # comments are skipped."""
+    tabs, commas or spaces; # comments and header lines (words where the times go) are skipped
+    wherever they are."""
     rows = []
     try:
         text = Path(shot_file).read_text(encoding="utf-8")
@@ -194,13 +196,11 @@ def read_shots(shot_file: str | os.PathLike) -> list[tuple[str, float, float, in
     dialect = "excel-tab" if "\t" in text else "excel"
     for n, fields in enumerate(csv.reader(text.splitlines(), dialect), start=1):
         fields = [f.strip() for f in (fields if len(fields) > 1 else (fields[0].split() if fields else []))]
-        if not fields or fields[0].startswith("#"):
+        if not fields or fields[0].startswith("#") or is_header(fields):
             continue
         try:
             start, end = float(fields[1]), float(fields[2])
         except (IndexError, ValueError):
-            if not rows and n == 1:
-                continue  # a header
             raise CollectionError(f"line {n} of {shot_file} is not 'video start end' (seconds): {fields}") from None
         if not (0 <= start < end):
             raise CollectionError(f"line {n} of {shot_file}: a shot must have 0 <= start < end, got {start}, {end}")
@@ -210,19 +210,50 @@ def read_shots(shot_file: str | os.PathLike) -> list[tuple[str, float, float, in
     return rows
 
 
+def is_header(fields: list[str]) -> bool:
+    """A line of column names: words (letters, digits after them, _ - . and spaces) where the times go."""
+    return len(fields) >= 3 and all(re.fullmatch(r"[A-Za-z][\w .-]*", f) for f in fields[1:3])
+
+
+class VideoNames:
+    """The videos of a collection by the names a shot file may give: the path relative to the collection
+    (with or without its extension), or a bare file name (with or without it) when only one video has it."""
+
+    def __init__(self, units: pd.DataFrame) -> None:
+        self.by_path: dict[str, tuple] = {}
+        self.by_file: dict[str, list[tuple]] = {}
+        for video in units.itertuples(index=False):
+            for name in (Path(video.path).as_posix(), video.video_id):
+                self.by_path[name] = video
+            for name in {Path(video.path).name, Path(video.video_id).name}:
+                self.by_file.setdefault(name, []).append(video)
+
+    def find(self, name: str) -> tuple[tuple | None, str]:
+        """(the video, "") or (None, why no single video has this name)."""
+        name = Path(name).as_posix().removeprefix("./")
+        if name in self.by_path:
+            return self.by_path[name], ""
+        candidates = self.by_file.get(name, []) if "/" not in name else []
+        if len(candidates) == 1:
+            return candidates[0], ""
+        if candidates:
+            paths = ", ".join(sorted(c.path for c in candidates))
+            return None, f"the file name is ambiguous: {len(candidates)} videos have it ({paths}); give its path"
+        return None, "no such video in the collection"
+
+
 def shot_units(collection: Collection, shot_file: str | os.PathLike, workers: int) -> Collection:
     """The shots of a shot file as units: whole seconds [floor(start), floor(end)] (at least one second),
-    as the sampler reads a segment. A shot naming a video the collection does not have (by id or file
-    name), or starting after its video ends, is a failure."""
-    videos = {v.video_id: v for v in collection.units.itertuples(index=False)}
-    videos.update({Path(v.path).name: v for v in collection.units.itertuples(index=False)})
+    as the sampler reads a segment. A shot naming no single video of the collection (see VideoNames),
+    or starting after its video ends, is a failure."""
+    names = VideoNames(collection.units)
     lengths = durations(collection, workers)
     rows, seen = [], set()
     for name, start_s, end_s, line in read_shots(shot_file):
-        video = videos.get(name) or videos.get(video_id_of(name))
+        video, why = names.find(name)
         where = f"{Path(shot_file).name} line {line}: shot {name} {start_s:g}-{end_s:g} s"
         if video is None:
-            collection.failures[f"{name}@{start_s:g}-{end_s:g}"] = f"{where}: no such video in the collection"
+            collection.failures[f"{name}@{start_s:g}-{end_s:g}"] = f"{where}: {why}"
             continue
         if video.path not in lengths:
             continue  # the video itself failed
