@@ -108,10 +108,10 @@ def test_worst_run_decides():
 
 
 def test_preflight_reports_memory_on_a_gpu(monkeypatch):
-    import tclib.memory
+    import tclib.memory.planning
 
     P = params(synthetic=True)
-    monkeypatch.setattr(tclib.memory, "gpu_memory", lambda params: 40 * GiB)
+    monkeypatch.setattr(tclib.memory.planning, "gpu_memory", lambda params: 40 * GiB)
     lines = [line for line in preflight.problems(P, source="exp.yaml") if "training needs" in line]
     assert len(lines) == 1 and lines[0].startswith("exp.yaml: params key 'batch_size': training needs")
 

@@ -1,52 +1,15 @@
-"""Memory of a student's training step per GPU, planned before the run and measured on a real step.
-
-`estimate_training_memory` adds up, in bytes, what one training process holds at its peak:
-
-- weights (fp32), their gradients (fp32; a second copy in DDP's buckets over several GPUs) and
-  AdamW's two moments (fp32); under bf16 autocast also the bf16 copies of the matrices that
-  autocast makes and autograd keeps for backward;
-- activations: what autograd saves in the forward pass for the backward pass, per micro-batch
-  (batch_size / gpus / grad_accumulation). A pre-norm transformer block (`block_bytes`) saves its
-  input x and the residual x + attention (fp32 even under autocast: the residual add promotes),
-  and, at the activation width (4 bytes, or 2 under bf16), the two LayerNorm outputs as the
-  linears take them, q/k/v, the attention output, the MLP's hidden layer before and after the
-  activation (QuickGELU keeps one more). Memory-efficient attention (CUDA's flash and
-  efficient kernels, the CPU's flash kernel) keeps no tokens x tokens matrix, only its log-sum-exp;
-- with grad checkpointing a block keeps only its input, and backward recomputes one block at a
-  time: its activations and the gradients flowing through it (`block_bytes` each) come on top;
-- without it, backward's gradient buffers of one block come on top of everything the forward kept;
-- the batch itself (uint8 frames, tokens), the temporal head, AFA and the losses;
-- teachers: their cached features of the batch (`teacher_mode: cached`), or their fp32 weights and
-  a forward without gradients over the batch (`online`);
-- with grad_accumulation > 1 the whole per-GPU batch is first encoded without gradients, keeping
-  only its final features: that pass's largest layer (`no_grad_block_bytes`) is a transient.
-
-The peak is the larger of two moments: the start of backward (weights, optimizer state,
-activations and backward's buffers) and the optimizer step (weights, gradients, optimizer state
-and AdamW's temporaries: one copy of the weights in the multi-tensor kernel CUDA uses, two copies
-of the largest tensor in the per-tensor one of the CPU).
-
-`measure_training_peak` measures the same step on any device (torch's MemTracker); the tests hold
-the estimate to ±25 % of it. `memory_problems(params)` is the pre-flight's verdict for a GPU, and
-`tclib memory PARAMS` prints the table from a laptop.
-"""
+"""The estimate: what one training process holds at its peak, from the model's open_clip config and
+the run's shapes (see the package's docstring)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
-import weakref
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Callable, Iterable
 
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
-from torch.utils.weak import WeakIdKeyDictionary
+from ..errors import ParamsError
 
-from .errors import ParamsError
 
 GiB = 2**30
 GB = 10**9
@@ -128,7 +91,7 @@ def clip_shape(model_name: str) -> ClipShape:
     configs are registered by tclib.models.backbone."""
     import open_clip
 
-    from .models import backbone  # noqa: F401  registers tclib's configs
+    from ..models import backbone  # noqa: F401  registers tclib's configs
 
     config = open_clip.get_model_config(model_name)
     if not config:
@@ -352,93 +315,10 @@ def teacher_bytes(shape: ClipShape, setup: TrainingSetup) -> int:
     return len(setup.teachers) * 4 * teacher + features + forward
 
 
-# --------------------------------------------------------------------------------------- measured
-
-
-class LiveBytes(TorchDispatchMode):
-    """Counts the bytes of live tensor storages while active, and their peak: every storage an operation
-    returns is counted once, until Python lets go of it (storages keep their Python object alive as
-    long as a tensor uses them). Works on any device; `include` counts tensors made before."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live = self.peak = 0
-        self._seen: WeakIdKeyDictionary = WeakIdKeyDictionary()
-
-    def include(self, tensors: Iterable[torch.Tensor]) -> None:
-        for tensor in tensors:
-            self._count(tensor.untyped_storage())
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for value in tree_flatten(out)[0]:
-            if isinstance(value, torch.Tensor) and value.device.type != "meta":
-                self._count(value.untyped_storage())
-        return out
-
-    def _count(self, storage: torch.UntypedStorage) -> None:
-        if storage in self._seen:
-            return
-        self._seen[storage] = size = storage.nbytes()
-        self.live += size
-        self.peak = max(self.peak, self.live)
-        weakref.finalize(storage, self._release, size)
-
-    def _release(self, size: int) -> None:
-        self.live -= size
-
-
-def measure_training_peak(step: Callable[[], object], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                          batch: dict | None = None) -> int:
-    """The peak bytes of live tensors during one call of `step` (a whole training step: forward, losses,
-    backward, optimizer step), the model's weights, the optimizer's state and `batch` included. `step`
-    runs once before, uncounted, so that the optimizer's state exists throughout, as in every step
-    but the first."""
-    step()
-    counter = LiveBytes()
-    held = [*model.parameters(), *model.buffers(), *(v for state in optimizer.state.values()
-                                                      for v in state.values() if torch.is_tensor(v))]
-    counter.include(held + [v for v in (batch or {}).values() if torch.is_tensor(v)])
-    with counter:
-        step()
-    return counter.peak
-
-
-def measure_student_step(clip_model: str, videos: int, frames: int, words: int, precision: str = "fp32",
-                         grad_checkpointing: bool = False) -> int:
-    """The measured peak of a training step of a seqTransf + AFA student of `clip_model` (random weights)
-    on the CPU, at `videos` videos of `frames` frames and captions of `words` tokens: the contrastive
-    loss under the precision's autocast, backward, gradient clipping, AdamW (its per-tensor kernel)."""
-    from .models import CLIP4Clip, load_clip
-    from .models.backbone import set_grad_checkpointing
-    from .teaching import ContrastiveObjective
-
-    torch.manual_seed(0)
-    student = CLIP4Clip(load_clip(clip_model, ""), temporal="seqTransf", afa=True)
-    set_grad_checkpointing(student, grad_checkpointing)
-    optimizer = torch.optim.AdamW(student.parameters())
-    size = clip_shape(clip_model).image_size
-    batch = {"tokens": torch.randint(1, 1000, (videos, words)), "frame_mask": torch.ones(videos, frames, dtype=torch.long),
-             "frames": torch.randint(0, 256, (videos, frames, 3, size, size), dtype=torch.uint8)}
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss, _ = ContrastiveObjective()(student, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-
-    return measure_training_peak(step, student, optimizer, batch)
-
-
-# ------------------------------------------------------------------------------------------ params
-
-
 def setup_from_params(params, run: str, device: str = "cuda") -> TrainingSetup:
     """The TrainingSetup of one run of `params` (a tclib.params.Params): the micro-batch is
     batch_size / gpus / grad_accumulation; teachers count for teaching runs."""
-    from .experiment.runs import parse_run
+    from ..experiment.runs import parse_run
 
     spec = parse_run(run)
     gpu_batch = max(1, params.batch_size // params.gpus)
@@ -456,117 +336,3 @@ def estimate_params_memory(params, **changes) -> MemoryEstimate:
     (gpus, grad_accumulation, grad_checkpointing, ...) as a what-if, without validating them again."""
     values = SimpleNamespace(**{**params.to_dict(), **changes})
     return max((estimate(setup_from_params(values, run)) for run in params.runs), key=lambda e: e.peak)
-
-
-# --------------------------------------------------------------------------------------- verdicts
-
-
-def parse_bytes(text: str) -> int:
-    """'80GB', '80 GiB', '81920MB', '85e9' -> bytes. Units are binary, as nvidia-smi counts (an "80GB"
-    H100 has 80 GiB less a little): KB = KiB = 2**10, MB = 2**20, GB = 2**30, TB = 2**40."""
-    match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?)(i?B)?\s*", text, flags=re.IGNORECASE)
-    if not match:
-        raise ParamsError(f"not a memory size: {text!r} (e.g. 80GB)")
-    try:
-        number = float(match.group(1))
-    except ValueError:
-        raise ParamsError(f"not a memory size: {text!r} (e.g. 80GB)") from None
-    return int(number * 2 ** (10 * " KMGT".index(match.group(2).upper() or " ")))
-
-
-def usable_bytes(gpu_bytes: int) -> int:
-    """What tensors can use of a GPU of `gpu_bytes`: less the CUDA context and the allocator's slack."""
-    return gpu_bytes - CUDA_CONTEXT_BYTES
-
-
-def fitting_settings(params, gpu_bytes: int) -> list[str]:
-    """The smallest change of each kind that makes the run fit, computed with the same estimate:
-    grad_checkpointing, gpus, grad_accumulation; checkpointing with accumulation when none fits alone."""
-    budget = usable_bytes(gpu_bytes)
-    fits = lambda **changes: estimate_params_memory(params, **changes).peak <= budget  # noqa: E731
-    found = []
-    if not params.grad_checkpointing and fits(grad_checkpointing=True):
-        found.append("grad_checkpointing: true")
-    if params.teacher_mode == "cached":  # over several processes the teachers score from their cache
-        found += [f"gpus: {n}" for n in [smallest(params, "gpus", fits)] if n]
-    found += [f"grad_accumulation: {n}" for n in [smallest(params, "grad_accumulation", fits)] if n]
-    if not found and not params.grad_checkpointing:
-        n = smallest(params, "grad_accumulation", lambda **c: fits(grad_checkpointing=True, **c))
-        found += [f"grad_checkpointing: true with grad_accumulation: {n}"] if n else []
-    return found
-
-
-def smallest(params, key: str, fits: Callable[..., bool]) -> int | None:
-    """The smallest value of `key` (gpus or grad_accumulation) above the current one that splits
-    batch_size evenly (batch_size a multiple of gpus × grad_accumulation) and fits; None if none does."""
-    other = params.grad_accumulation if key == "gpus" else params.gpus
-    for n in range(getattr(params, key) + 1, params.batch_size // other + 1):
-        if params.batch_size % (n * other) == 0 and fits(**{key: n}):
-            return n
-    return None
-
-
-def verdict(params, gpu_bytes: int) -> str | None:
-    """None when training fits a GPU of `gpu_bytes`; else one line: what it needs and what would fit."""
-    need = estimate_params_memory(params)
-    budget = usable_bytes(gpu_bytes)
-    if need.peak <= budget:
-        return None
-    options = fitting_settings(params, gpu_bytes)
-    advice = f"; it fits with {' or '.join(options)}" if options else "; no single setting makes it fit"
-    setup = need.setup
-    return (f"training needs ~{need.peak / GiB:.1f} GiB per GPU ({setup.clip_model}, {setup.micro_batch} videos x "
-            f"{setup.frames} frames per micro-batch, {setup.precision}), more than the {budget / GiB:.1f} GiB "
-            f"usable of a {gpu_bytes / GiB:.1f} GiB GPU{advice}")
-
-
-def gpu_memory(params) -> int | None:
-    """The memory of the GPU the run would train on (device auto: the first GPU when there is one), or
-    None when its device is not a CUDA GPU of this machine (the device checks say why)."""
-    name = ("cuda" if torch.cuda.is_available() else "cpu") if params.device == "auto" else params.device
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        return None
-    if device.type != "cuda" or not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count():
-        return None
-    try:
-        return torch.cuda.get_device_properties(device.index or 0).total_memory
-    except (RuntimeError, AssertionError):  # a GPU that CUDA cannot open: the device checks say why
-        return None
-
-
-def memory_problems(params, gpu_bytes: int | None = None) -> list[str]:
-    """The pre-flight's memory check: one line when training would not fit the GPU (`gpu_bytes`, or that
-    of the run's CUDA device), none when it fits or no GPU is concerned."""
-    gpu_bytes = gpu_bytes or gpu_memory(params)
-    if gpu_bytes is None:
-        return []
-    try:
-        line = verdict(params, gpu_bytes)
-    except ParamsError:
-        return []  # a clip_model the estimate does not cover: reported by the model checks when wrong
-    return [f"params key 'batch_size': {line}"] if line else []
-
-
-def describe(setup: TrainingSetup) -> str:
-    """One line naming what the estimate is of."""
-    teachers = f", teachers {'+'.join(setup.teachers)} ({setup.teacher_mode})" if setup.teachers else ""
-    return (f"{setup.clip_model}, {setup.micro_batch} videos x {setup.frames} frames and {setup.words} words per "
-            f"micro-batch (of {setup.gpu_batch or setup.micro_batch} per GPU, {setup.gpus} GPU(s)), {setup.precision}, "
-            f"grad_checkpointing {'on' if setup.grad_checkpointing else 'off'}, {setup.temporal}"
-            f"{' + AFA' if setup.afa else ''}{teachers}")
-
-
-def report(params, gpu_bytes: int | None) -> tuple[list[str], bool]:
-    """`tclib memory`'s lines (what the estimate is of, a table in GiB, the verdict) and whether it fits."""
-    need = estimate_params_memory(params)
-    lines = [f"memory per GPU: {describe(need.setup)}"]
-    lines += [f"  {part:<26}{size / GiB:>9.2f} GiB" for part, size in need.rows()]
-    if gpu_bytes is None:
-        return lines + [f"needs ~{need.peak / GiB:.1f} GiB per GPU (--gpu-memory checks a GPU's size)"], True
-    line = verdict(params, gpu_bytes)
-    if line:
-        return lines + [line], False
-    return lines + [f"fits: ~{need.peak / GiB:.1f} GiB of the {usable_bytes(gpu_bytes) / GiB:.1f} GiB usable of a "
-                    f"{gpu_bytes / GiB:.1f} GiB GPU"], True
