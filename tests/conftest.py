@@ -1,10 +1,12 @@
-"""Fixtures shared by the test modules: the small demo run end to end, and small synthetic data sets."""
+"""Fixtures shared by the test modules: the small demo run end to end, small synthetic data sets, and a
+machine with as many GPUs as a test pretends."""
 
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from tclib.cli import reproduce
 from tclib.data import Sampling, read_padded_frames, write_synthetic_msrvtt
@@ -102,3 +104,15 @@ def flat_colors(n: int):
 
     i = np.arange(n)
     return np.stack([(i * 40) % 256, (i * 97 + 60) % 256, 255 - (i * 9) % 256], axis=1).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------ devices
+
+
+@pytest.fixture
+def gpus_here(monkeypatch):
+    """Pretend this machine has `count` GPUs (torch.cuda.is_available / device_count)."""
+    def pretend(count: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    return pretend

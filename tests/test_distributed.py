@@ -82,15 +82,6 @@ def test_two_processes_give_the_loss_and_gradients_of_one_on_the_global_batch(tm
             torch.testing.assert_close(r["grads"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-@pytest.fixture
-def gpus_here(monkeypatch):
-    """Pretend this machine has `count` GPUs (torch.cuda.is_available / device_count)."""
-    def pretend(count: int) -> None:
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
-        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
-    return pretend
-
-
 def test_the_backend_follows_the_device_asked_not_the_machine(gpus_here):
     gpus_here(2)
     assert [backend_for(d) for d in ("auto", "cuda", "cuda:1", "cpu")] == ["nccl", "nccl", "nccl", "gloo"]

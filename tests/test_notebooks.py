@@ -102,15 +102,13 @@ def test_the_committed_notebooks_are_what_make_notebooks_writes():
         assert (ROOT / "notebooks" / name).read_text() == text, f"{name}: run `make notebooks`"
 
 
-def test_a_notebook_refuses_a_device_this_machine_cannot_run(tmp_path, monkeypatch):
+def test_a_notebook_refuses_a_device_this_machine_cannot_run(tmp_path, gpus_here):
     import pytest
-    import torch
 
     from tclib.errors import ParamsError
     from tclib.notebook import notebook_params
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    gpus_here(2)
     params = tmp_path / "two.yaml"
     params.write_text("exp: two\ndevice: 'cuda:1'\ngpus: 2\nbatch_size: 8\n")
     with pytest.raises(ParamsError, match=r"two.yaml: params key 'device'.*cuda:1"):

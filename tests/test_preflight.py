@@ -227,15 +227,6 @@ def test_shipped_params_lack_only_their_data_and_checkpoints_here(path, in_tmp):
         assert expected == []
 
 
-@pytest.fixture
-def gpus_here(monkeypatch):
-    """Pretend this machine has `count` GPUs (torch.cuda.is_available / device_count)."""
-    def pretend(count: int) -> None:
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
-        monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
-    return pretend
-
-
 ONE_GPU_EACH = "use device: cuda — each process takes the GPU of its local rank — or gpus: 1"
 
 

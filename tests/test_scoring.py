@@ -66,17 +66,24 @@ def test_a_cache_made_for_another_run_is_refused(tmp_path, data):
         read_teacher_features(tmp_path)
 
 
-@pytest.mark.parametrize("name", sorted(TEACHERS))
-def test_cached_and_online_teaching_give_the_same_losses(tmp_path, data, name):
+def cached_teacher(tmp_path, data, name: str, batch_size: int):
+    """A teacher, its feature cache of the 4 videos (written `batch_size` at a time), and a batch of the first
+    4 captions with their videos out of order."""
     tokens, frames, mask = data
     teacher = teacher_named(name)
-    features = write_teacher_features(tmp_path / name, teacher, tokens, frames, mask, [0, 1, 2, 3], 3,
+    features = write_teacher_features(tmp_path / name, teacher, tokens, frames, mask, [0, 1, 2, 3], batch_size,
                                       torch.device("cpu"), {"teacher": name})
-    torch.manual_seed(1)
-    student = CLIP4Clip(load_clip("tclib-tiny"), temporal="seqTransf", afa=True, temporal_layers=1).eval()
     rows = torch.tensor([0, 1, 3, 2])
     batch = {"tokens": tokens[:4], "frames": torch.from_numpy(frames[rows.numpy()]),
              "frame_mask": torch.from_numpy(mask[rows.numpy()]), "caption_index": torch.arange(4), "video_index": rows}
+    return teacher, features, batch
+
+
+@pytest.mark.parametrize("name", sorted(TEACHERS))
+def test_cached_and_online_teaching_give_the_same_losses(tmp_path, data, name):
+    teacher, features, batch = cached_teacher(tmp_path, data, name, batch_size=3)
+    torch.manual_seed(1)
+    student = CLIP4Clip(load_clip("tclib-tiny"), temporal="seqTransf", afa=True, temporal_layers=1).eval()
     online = TeachingObjective(OnlineTeacherScores([teacher]))(student, batch)
     cached = TeachingObjective(CachedTeacherScores([teacher], [features]))(student, batch)
     assert online[0].item() == pytest.approx(cached[0].item(), abs=2e-3)
@@ -104,14 +111,8 @@ def test_writing_a_cache_never_removes_what_is_at_its_place(tmp_path, data):
 
 @pytest.mark.parametrize("name", sorted(TEACHERS))
 def test_teachers_score_in_float32_inside_a_bf16_step(tmp_path, data, name):
-    tokens, frames, mask = data
-    teacher = teacher_named(name)
-    features = write_teacher_features(tmp_path / name, teacher, tokens, frames, mask, [0, 1, 2, 3], 4,
-                                      torch.device("cpu"), {"teacher": name})
+    teacher, features, batch = cached_teacher(tmp_path, data, name, batch_size=4)
     cached = CachedTeacherScores([teacher], [features])
-    rows = torch.tensor([0, 1, 3, 2])
-    batch = {"tokens": tokens[:4], "frames": torch.from_numpy(frames[rows.numpy()]),
-             "frame_mask": torch.from_numpy(mask[rows.numpy()]), "caption_index": torch.arange(4), "video_index": rows}
     in_the_loader = {**batch, **cached.rows(batch)}  # the rows as the training loader reads them
     for scores, given in ((cached, batch), (cached, in_the_loader), (OnlineTeacherScores([teacher]), batch)):
         (fp32_logits,), (fp32_relevance,) = scores(given)
