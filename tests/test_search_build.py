@@ -181,6 +181,22 @@ def test_a_shot_file_names_videos_by_their_path_or_a_unique_file_name(tmp_path):
         collection_of(videos=str(tmp_path / "videos"), shots=str(shots))
 
 
+def test_shots_given_in_frame_numbers_are_converted_with_each_videos_frame_rate(tmp_path):
+    (tmp_path / "videos").mkdir()
+    write_mp4(tmp_path / "videos" / "slow.mp4", np.zeros((12, 32, 32, 3), np.uint8) + 90, fps=2)  # 6 s
+    write_mp4(tmp_path / "videos" / "fast.mp4", np.zeros((150, 32, 32, 3), np.uint8) + 90, fps=25)  # 6 s
+    shots = tmp_path / "msb.txt"  # TRECVID's master shot boundaries: start and end frame, the end included
+    shots.write_text("slow 2 5\nfast 50 74\nfast 0 24\nfast 400 420\n")
+    collection = collection_of(videos=str(tmp_path / "videos"), shots=str(shots), shots_in="frames")
+    # slow: frames 2..5 at 2 fps are 1.0-3.0 s; fast: frames 50..74 at 25 fps are 2.0-3.0 s, 0..24 are 0-1 s
+    assert collection.units[["key", "start", "end"]].values.tolist() == [
+        ["slow@1-3", 1, 3], ["fast@2-3", 2, 3], ["fast@0-1", 0, 1]]
+    assert collection.failures == {"fast@16-17": "msb.txt line 4: shot fast 400-420 frames: starts after the video "
+                                                 "ends (6 s)"}
+    with pytest.raises(CollectionError, match="shot times are in one of"):
+        collection_of(videos=str(tmp_path / "videos"), shots=str(shots), shots_in="minutes")
+
+
 def test_two_processes_give_the_vectors_of_one(videos, demo_run, tmp_path):
     _, P = demo_run
     import yaml

@@ -30,6 +30,9 @@ def add_commands(commands) -> None:
     moments = index.add_mutually_exclusive_group()
     moments.add_argument("--segment-seconds", type=int, metavar="N", help="cut each video into moments of N s")
     moments.add_argument("--shots", metavar="FILE", help="moments as rows 'video start end' (seconds)")
+    index.add_argument("--shots-in", choices=("seconds", "frames"), default="seconds",
+                       help="the shot file's times: seconds, or frame numbers (end frame included, as TRECVID's "
+                            "master shot boundaries) converted with each video's frame rate")
     index.add_argument("--segment-stride", type=int, metavar="M", help="a moment every M s (default: N)")
     index.add_argument("--batch-size", type=int, default=64)
     index.add_argument("--shard-size", type=int, default=1024, help="units per shard (the unit of resuming)")
@@ -70,7 +73,8 @@ def collection(args: argparse.Namespace, P):
     if args.split is not None:
         split = (P, {"test": P.test_split, "train": P.train_split}.get(args.split, args.split))
     return collection_of(videos=args.videos, video_list=args.list, split=split, segment_seconds=args.segment_seconds,
-                         stride=args.segment_stride, shots=args.shots, workers=args.workers)
+                         stride=args.segment_stride, shots=args.shots, workers=args.workers,
+                         shots_in=shots_in(args))
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -111,7 +115,13 @@ def tune_captions(args: argparse.Namespace) -> list[str] | None:
 
 def source_of(args: argparse.Namespace) -> dict:
     keys = ("videos", "list", "split", "segment_seconds", "segment_stride", "shots", "params", "run", "seed")
-    return {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    source = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    return {**source, "shots_in": shots_in(args)} if shots_in(args) != "seconds" else source
+
+
+def shots_in(args: argparse.Namespace) -> str:
+    """The shot file's time unit (seconds in a job written before --shots-in existed)."""
+    return getattr(args, "shots_in", "seconds")
 
 
 def launch(args: argparse.Namespace) -> int:

@@ -137,8 +137,25 @@ def split_units(P, split: str) -> Collection:
 # --------------------------------------------------------------------------------------- moments
 
 
-def probe(task: tuple[str, str]) -> tuple[str, float | None, str | None]:
-    """(path, duration in the sampler's whole seconds, None) or (path, None, why it cannot be opened)."""
+@dataclass(frozen=True)
+class VideoLength:
+    """A video's frame count and frame rate, as its container gives them."""
+
+    frames: int
+    fps: float
+
+    @property
+    def seconds(self) -> int:
+        """Its length in the sampler's whole seconds (`int(fps)` frames each)."""
+        return math.ceil(self.frames / int(self.fps))
+
+    def frame_seconds(self, frame: float) -> float:
+        """Where frame number `frame` (0 the first) starts, in seconds of the video's own frame rate."""
+        return frame / self.fps
+
+
+def probe(task: tuple[str, str]) -> tuple[str, VideoLength | None, str | None]:
+    """(path, its VideoLength, None) or (path, None, why it cannot be opened or sampled)."""
     path, absolute = task
     try:
         frames, fps = video_metadata(absolute)
@@ -146,17 +163,17 @@ def probe(task: tuple[str, str]) -> tuple[str, float | None, str | None]:
         return path, None, str(exc)
     if frames <= 0 or not math.isfinite(fps) or int(fps) <= 0:
         return path, None, f"{absolute}: no frames to sample ({frames} frames at {fps} fps)"
-    return path, math.ceil(frames / int(fps)), None
+    return path, VideoLength(frames, fps), None
 
 
-def durations(collection: Collection, workers: int) -> dict[str, int]:
-    """{path: duration} of every video of the collection (read from the containers in worker
-    processes); a video that cannot be opened becomes a failure."""
+def durations(collection: Collection, workers: int) -> dict[str, VideoLength]:
+    """{path: length} of every video of the collection (read from the containers in worker processes);
+    a video that cannot be opened becomes a failure."""
     tasks = [(p, collection.absolute(p)) for p in dict.fromkeys(collection.units["path"])]
     out = {}
-    for path, seconds, reason in parallel_map(probe, tasks, workers, "read video lengths", min_bar=16):
+    for path, length, reason in parallel_map(probe, tasks, workers, "read video lengths", min_bar=16):
         if reason is None:
-            out[path] = seconds
+            out[path] = length
         else:
             collection.failures[path] = reason
     return out
@@ -171,9 +188,9 @@ def segment_units(collection: Collection, seconds: int, stride: int | None, work
     lengths = durations(collection, workers)
     rows = []
     for video in collection.units.itertuples(index=False):
-        duration = lengths.get(video.path)
-        if duration is None:
+        if video.path not in lengths:
             continue
+        duration = lengths[video.path].seconds
         starts = list(range(0, max(duration - seconds, 0) + 1, stride))
         if starts[-1] + seconds < duration:
             starts.append(duration - seconds)
@@ -242,25 +259,36 @@ class VideoNames:
         return None, "no such video in the collection"
 
 
-def shot_units(collection: Collection, shot_file: str | os.PathLike, workers: int) -> Collection:
+SHOT_UNITS = ("seconds", "frames")
+
+
+def shot_units(collection: Collection, shot_file: str | os.PathLike, workers: int, unit: str = "seconds"
+               ) -> Collection:
     """The shots of a shot file as units: whole seconds [floor(start), floor(end)] (at least one second),
-    as the sampler reads a segment. A shot naming no single video of the collection (see VideoNames),
-    or starting after its video ends, is a failure."""
+    as the sampler reads a segment. Times are seconds, or with `unit` "frames" frame numbers (the end
+    frame included, as TRECVID's master shot boundaries give them) converted with each video's own frame
+    rate. A shot naming no single video of the collection (see VideoNames), or starting after its video
+    ends, is a failure."""
+    if unit not in SHOT_UNITS:
+        raise CollectionError(f"shot times are in one of {SHOT_UNITS}, got {unit!r}")
     names = VideoNames(collection.units)
     lengths = durations(collection, workers)
     rows, seen = [], set()
-    for name, start_s, end_s, line in read_shots(shot_file):
+    for name, first, last, line in read_shots(shot_file):
         video, why = names.find(name)
-        where = f"{Path(shot_file).name} line {line}: shot {name} {start_s:g}-{end_s:g} s"
+        where = f"{Path(shot_file).name} line {line}: shot {name} {first:g}-{last:g} {'s' if unit == 'seconds' else unit}"
         if video is None:
-            collection.failures[f"{name}@{start_s:g}-{end_s:g}"] = f"{where}: {why}"
+            collection.failures[f"{name}@{first:g}-{last:g}"] = f"{where}: {why}"
             continue
         if video.path not in lengths:
             continue  # the video itself failed
+        length = lengths[video.path]
+        start_s, end_s = (first, last) if unit == "seconds" else (length.frame_seconds(first),
+                                                                  length.frame_seconds(last + 1))
         start, end = int(start_s), max(int(start_s) + 1, int(end_s))
-        if start >= lengths[video.path]:
+        if start >= length.seconds:
             collection.failures[f"{video.video_id}@{start}-{end}"] = (
-                f"{where}: starts after the video ends ({lengths[video.path]} s)")
+                f"{where}: starts after the video ends ({length.seconds} s)")
             continue
         key = f"{video.video_id}@{start}-{end}"
         if key not in seen:
@@ -271,7 +299,7 @@ def shot_units(collection: Collection, shot_file: str | os.PathLike, workers: in
 
 def collection_of(videos: str | None = None, video_list: str | None = None, split: tuple | None = None,
                   segment_seconds: int | None = None, stride: int | None = None, shots: str | None = None,
-                  workers: int = 1) -> Collection:
+                  workers: int = 1, shots_in: str = "seconds") -> Collection:
     """The units of one source (a folder, a list file, or (params, split)), whole or cut into moments."""
     if sum(x is not None for x in (videos, video_list, split)) != 1:
         raise CollectionError("give exactly one source: a videos folder, a list of videos, or a params split")
@@ -288,7 +316,7 @@ def collection_of(videos: str | None = None, video_list: str | None = None, spli
         root, paths = list_videos(video_list)
         collection = Collection(root, whole_videos(root, paths))
     if shots is not None:
-        return shot_units(collection, shots, workers)
+        return shot_units(collection, shots, workers, shots_in)
     if segment_seconds is not None:
         return segment_units(collection, segment_seconds, stride, workers)
     return collection
