@@ -243,9 +243,10 @@ def _run_memory(args: argparse.Namespace) -> int:
 def _run_clean(args: argparse.Namespace) -> int:
     from .clean import clean, format_report
 
-    files = args.params or sorted(str(p) for p in Path("params").glob("*.yaml"))
+    params = project_root() / "params"
+    files = args.params or sorted(str(p) for p in params.glob("*.yaml"))
     if not files:
-        raise TclibError("no params files given, and none in params/")
+        raise TclibError(f"no params files given, and none in {params}/")
     print(format_report(clean(files, dry_run=args.dry_run), args.dry_run))
     return 0
 

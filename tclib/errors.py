@@ -21,6 +21,10 @@ class LockedError(TclibError):
     """An experiment folder is in use by another run (the message names it)."""
 
 
+class FolderInTheWay(TclibError, FileExistsError):
+    """A finished run cannot be moved to its folder: something else is there (the message names both)."""
+
+
 class StageError(TclibError):
     """A pipeline notebook failed: names the notebook, the error raised in it, and where to look."""
 

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .errors import FolderInTheWay
 from .files import atomic_path, content_signature
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ def adopt_folder(earlier: Path, directory: Path) -> None:
     if directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
     if directory.exists():
-        raise FileExistsError(f"{directory} is in the way of the finished run {earlier}; move one of them away")
+        raise FolderInTheWay(f"{directory} is in the way of the finished run {earlier}; move one of them away")
     os.rename(earlier, directory)
 
 

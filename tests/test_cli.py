@@ -210,3 +210,17 @@ def test_concurrent_checkpoints_to_one_path(tmp_path):
     weight = read_checkpoint(path)["weight"]
     assert weight.shape == (256, 256) and weight.unique().tolist() in ([0.0], [1.0])
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_clean_takes_the_projects_params_files_from_any_folder_of_it(tmp_path, monkeypatch, capsys):
+    from conftest import new_project
+
+    import tclib.clean
+
+    project = new_project(tmp_path / "project")
+    monkeypatch.delenv("TCLIB_ROOT", raising=False)
+    monkeypatch.chdir(project / "notebooks")
+    seen = []
+    monkeypatch.setattr(tclib.clean, "clean", lambda files, dry_run: seen.append(files) or tclib.clean.CleanReport())
+    assert main(["clean", "--dry-run"]) == 0
+    assert seen == [[str(project.resolve() / "params" / "demo.yaml")]]

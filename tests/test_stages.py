@@ -265,3 +265,20 @@ def test_an_earlier_folder_is_adopted_under_the_new_fingerprint(tmp_path):
     assert record["inputs"] == new and record["format"] == 2
     assert record["info"] == {"checkpoint": "/old/place/xclip.bin", "adopted_from": old.fingerprint}
     assert Stage(base, new).done()  # found by its own fingerprint from now on
+
+
+def test_a_folder_in_the_way_of_an_adoption_is_an_error_of_the_kit_naming_both(tmp_path):
+    from tclib.errors import TclibError
+    from tclib.stages import adopt_folder
+
+    earlier, directory = tmp_path / "earlier", tmp_path / "new"
+    earlier.mkdir()
+    (earlier / "model.pt").write_text("weights")
+    directory.mkdir()
+    (directory / "notes.txt").write_text("mine")
+    with pytest.raises(TclibError, match=r"new is in the way of the finished run .*earlier; move one of them away"):
+        adopt_folder(earlier, directory)
+    assert (earlier / "model.pt").read_text() == "weights" and (directory / "notes.txt").read_text() == "mine"
+    (directory / "notes.txt").unlink()  # an empty folder left by a run that did nothing yet is replaced
+    adopt_folder(earlier, directory)
+    assert (directory / "model.pt").read_text() == "weights" and not earlier.exists()
