@@ -33,8 +33,9 @@ def main() -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--out", default="results/benchmarks/memory.md")
     args = parser.parse_args()
-    lines = [f"## A student's training step on the CPU, {args.precision}: measured peak against tclib.memory's estimate",
-             "", "| model | videos x frames x words | checkpointing | measured MiB | estimated MiB | estimate / measured "
+    lines = [f"## A student's training step on the CPU, {args.precision}: measured peak against tclib.memory's "
+             "estimate", "", "| model | videos x frames x words | checkpointing | measured MiB | estimated MiB | "
+             "estimate / measured "
              "| estimated at the start of backward, MiB |", "|---|---|---|---|---|---|---|"]
     for shape in SHAPES:
         for checkpointing in (False, True):

@@ -233,7 +233,8 @@ def parse_args() -> argparse.Namespace:
                         help="the run whose training settings, teachers, frames and words are used")
     parser.add_argument("--model", default="ViT-B-32-quickgelu", help="open_clip model name (random weights)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--batch", type=int, help="captions (and videos) per step; default the params' batch_size on a GPU, 4 on CPU")
+    parser.add_argument("--batch", type=int,
+                        help="captions (and videos) per step; default the params' batch_size on a GPU, 4 on CPU")
     parser.add_argument("--steps", type=int, help="counted steps after the warm-up, a multiple of --warmup; "
                                                   "default 20 on a GPU, 4 on CPU")
     parser.add_argument("--warmup", type=int, help="uncounted steps first; default 5 on a GPU, 2 on CPU")

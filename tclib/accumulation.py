@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .models.outputs import StudentOutput
+from .teaching import model_output
 
 
 def micro_batches(batch: dict, count: int) -> list[dict]:
@@ -62,7 +63,8 @@ def accumulated_backward(model: nn.Module, batch: dict, objective, count: int,
 
 
 def forward(model: nn.Module, batch: dict) -> StudentOutput:
-    out = model(batch["tokens"], batch["frames"], batch["frame_mask"])
+    """The model's output on `batch`, which must be a student's (its embeddings)."""
+    out = model_output(model, batch)
     if not isinstance(out, StudentOutput):
         raise TypeError(f"exact gradient accumulation needs a model that returns a StudentOutput (its "
                         f"embeddings), {type(getattr(model, 'module', model)).__name__} returns {type(out).__name__}")

@@ -194,7 +194,8 @@ AT_LEAST: dict[str, float] = {
     "max_words": 3, "max_frames": 1, "framerate": 1, "decode_workers": 1,
     "pretrain_steps": 0, "pretrain_batch_size": 1, "temporal_layers": 1,
     "teacher_epochs": 1, "epochs": 1, "batch_size": 1, "clip_lr_scale": 0, "afa_lr_scale": 0,
-    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "gpus": 1, "log_every": 1, "grad_accumulation": 1, "eval_batch_size": 1,
+    "weight_decay": 0, "grad_clip": 0, "num_workers": 0, "gpus": 1, "log_every": 1, "grad_accumulation": 1,
+    "eval_batch_size": 1,
     "plot_videos": 0,
 }
 ABOVE: dict[str, float] = {"pretrain_lr": 0, "afa_temperature": 0, "teacher_lr": 0, "lr": 0, "beta": 0}

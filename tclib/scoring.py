@@ -30,8 +30,8 @@ import torch
 from .data.npyrows import NpyRows
 from .errors import CheckpointError
 from .files import temporary_path
-from .precision import full_float32
 from .models.teachers import Features, Teacher
+from .precision import full_float32
 from .progress import progress
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,6 @@ walking the frames in presentation order, so the sampled indices mean the same f
 
 from __future__ import annotations
 
-
 import logging
 import os
 from dataclasses import dataclass

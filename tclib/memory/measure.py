@@ -76,7 +76,8 @@ def measure_student_step(clip_model: str, videos: int, frames: int, words: int, 
     set_grad_checkpointing(student, grad_checkpointing)
     optimizer = torch.optim.AdamW(student.parameters())
     size = clip_shape(clip_model).image_size
-    batch = {"tokens": torch.randint(1, 1000, (videos, words)), "frame_mask": torch.ones(videos, frames, dtype=torch.long),
+    batch = {"tokens": torch.randint(1, 1000, (videos, words)),
+             "frame_mask": torch.ones(videos, frames, dtype=torch.long),
              "frames": torch.randint(0, 256, (videos, frames, 3, size, size), dtype=torch.uint8)}
 
     def step():

@@ -45,5 +45,6 @@ class StudentOutput:
     @staticmethod
     def cat(parts: list[StudentOutput]) -> StudentOutput:
         """The outputs of consecutive micro-batches as one output (the logit scale is the same in each)."""
-        joined = {key: torch.cat([p.tensors()[key] for p in parts]) for key in parts[0].tensors() if key != "logit_scale"}
+        keys = [key for key in parts[0].tensors() if key != "logit_scale"]
+        joined = {key: torch.cat([p.tensors()[key] for p in parts]) for key in keys}
         return StudentOutput(**joined, logit_scale=parts[0].logit_scale)
