@@ -81,8 +81,8 @@ def read_json_file(path: Path):
     return json.loads(path.read_text())
 
 
-def write_mp4(path: Path, frames, fps: int) -> Path:
-    """Encode RGB frames (n, H, W, 3) as a lossless H.264 mp4."""
+def write_mp4(path: Path, frames, fps) -> Path:
+    """Encode RGB frames (n, H, W, 3) as a lossless H.264 mp4 at `fps` frames a second (an int or a Fraction)."""
     import av
 
     with av.open(str(path), mode="w", format="mp4") as container:

@@ -2,6 +2,7 @@
 exception or a kill -9) to the index an uninterrupted run makes, one run per folder, two processes
 giving one process's vectors, and every kind of bad input with its outcome."""
 
+import json
 import os
 import shutil
 import signal
@@ -21,7 +22,8 @@ from tclib.lock import experiment_lock
 from tclib.search import build as build_module
 from tclib.search.build import build_index
 from tclib.search.model import ModelMismatch, student_spec
-from tclib.search.store import ShardVectors, read_manifest, read_units
+from tclib.search.query import Index
+from tclib.search.store import IndexMismatch, ShardVectors, read_manifest, read_units
 from tclib.search.units import CollectionError, collection_of
 
 RUN, SEED = "teachclip:xclip", 0
@@ -157,11 +159,30 @@ def test_moments_segments_shots_and_their_bad_rows(videos, spec, tmp_path):
     shots = tmp_path / "shots.tsv"
     shots.write_text("video\tstart\tend\na\t1.5\t3.2\nb c.mp4\t0\t0.5\nmissing\t0\t4\na\t400\t402\n")
     collection = collection_of(videos=str(videos), shots=str(shots))
-    assert collection.units[["key", "start", "end"]].values.tolist() == [["a@1-3", 1, 3], ["b c@0-1", 0, 1]]
+    assert collection.units[["key", "start", "end", "clock"]].values.tolist() == [  # real seconds, as given
+        ["a@1.5-3.2", 1.5, 3.2, "player"], ["b c@0-0.5", 0, 0.5, "player"]]
     assert collection.failures["missing@0-4"].endswith("no such video in the collection")
     assert "starts after the video ends" in collection.failures["a@400-402"]
     report = build_index(tmp_path / "moments", collection, spec)
     assert report.units == 2 and report.failed == 2
+
+
+def test_an_index_of_moments_in_the_samplers_seconds_is_refused_and_its_moments_encoded_again(videos, spec,
+                                                                                               tmp_path):
+    out = tmp_path / "index"
+    collection = collection_of(videos=str(videos), segment_seconds=4)
+    build_index(out, collection, spec, batch_size=4, workers=1)
+    for record_path in (out / "shards").glob("*.json"):  # as an earlier tclib wrote them: no clock
+        record = json.loads(record_path.read_text())
+        record["rows"] = [json.dumps(json.loads(row)[:6]) for row in record["rows"]]
+        record_path.write_text(json.dumps(record))
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
+    with pytest.raises(IndexMismatch, match="earlier tclib, whose moments were in the reference sampler's seconds"):
+        Index(out)
+    again = build_index(out, collection, spec, batch_size=4, workers=1)
+    assert (again.encoded, again.reused) == (len(collection.units), 0)
+    assert len(Index(out)) == len(collection.units)
 
 
 def test_a_shot_file_names_videos_by_their_path_or_a_unique_file_name(tmp_path):
@@ -191,7 +212,7 @@ def test_shots_given_in_frame_numbers_are_converted_with_each_videos_frame_rate(
     # slow: frames 2..5 at 2 fps are 1.0-3.0 s; fast: frames 50..74 at 25 fps are 2.0-3.0 s, 0..24 are 0-1 s
     assert collection.units[["key", "start", "end"]].values.tolist() == [
         ["slow@1-3", 1, 3], ["fast@2-3", 2, 3], ["fast@0-1", 0, 1]]
-    assert collection.failures == {"fast@16-17": "msb.txt line 4: shot fast 400-420 frames: starts after the video "
+    assert collection.failures == {"fast@16-16.84": "msb.txt line 4: shot fast 400-420 frames: starts after the video "
                                                  "ends (6 s)"}
     with pytest.raises(CollectionError, match="shot times are in one of"):
         collection_of(videos=str(tmp_path / "videos"), shots=str(shots), shots_in="minutes")

@@ -40,7 +40,8 @@ def test_searching_every_test_caption_gives_the_ranks_of_the_evaluation(demo_run
     ranks = pd.read_csv(exp_dir / "ranks.csv")
     evaluated = ranks[(ranks.model == parse_run(RUN).label) & (ranks.seed == SEED)].sort_values("caption")
     assert ours == evaluated["rank"].tolist()
-    assert list(results.columns) == ["query", "rank", "score", "key", "video_id", "path", "start", "end", "truncated"]
+    assert list(results.columns) == ["query", "rank", "score", "key", "video_id", "path", "start", "end", "clock",
+                                    "truncated"]
     assert results.groupby("query", sort=False)["score"].apply(lambda s: s.is_monotonic_decreasing).all()
 
 

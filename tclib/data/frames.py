@@ -11,6 +11,11 @@ exactly, including its quirks:
   so the last second is usually cut short by the end-of-video stop;
 * the even spacing uses ``np.linspace(..., dtype=int)``, i.e. truncation, not rounding.
 
+That is how a data set's clips are read (the paper's numbers depend on it). A *moment* of a user's
+video is different: ``[start, end)`` in seconds as a player shows them, fractional where the source
+gives fractions. :func:`moment_frame_indices` takes its frames at the same rate (``framerate`` a
+second, at most ``max_frames``, kept the same way) at the real times, with the video's real frame rate.
+
 Decoding uses decord; each frame is resized so that its short side equals ``image_size``
 (bicubic, as CLIP's preprocessing) and center-cropped to a square, with the same arithmetic as
 torchvision's ``Resize(int)`` and ``CenterCrop``. decord's batch read fails on some frame widths
@@ -21,9 +26,10 @@ walking the frames in presentation order, so the sampled indices mean the same f
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PIL import Image
@@ -40,6 +46,8 @@ __all__ = [
     "Sampling",
     "normalize_frames",
     "pad_frames",
+    "moment_frame_indices",
+    "read_moment_frames",
     "read_padded_frames",
     "read_video_frames",
     "resize_center_crop",
@@ -139,6 +147,39 @@ def sample_frame_indices(
         if len(inside) < len(second):  # the reference's read fails past the end and leaves both loops
             break
     return _keep(np.asarray(indices, dtype=np.int64), max_frames, slice_framepos)
+
+
+TIME_EPSILON = 1e-6  # seconds: times within it of a frame's start are that frame's (rounding of stored times)
+
+
+def moment_frame_indices(frame_count: int, fps: float, sampling: Sampling, start: float, end: float,
+                         video: str = "<video>") -> np.ndarray:
+    """Frame indices of the moment ``[start, end)`` seconds of a video, as a player shows it.
+
+    A frame every ``1 / framerate`` s from ``start`` (every frame when framerate ≤ 0); a moment shorter
+    than one step gets the frame at its middle. Frame ``i`` is on screen from ``i / fps`` (the real,
+    fractional frame rate), so the frame shown at time ``t`` is ``floor(t * fps)``. Frames past the
+    video's end are dropped; at most ``max_frames`` are kept by ``slice_framepos``, as for a clip.
+    Raises DataError naming ``video`` for a bad rate, an empty video or ``not 0 <= start < end``.
+    """
+    if not (math.isfinite(fps) and fps > 0):
+        raise DataError(f"{video}: frame rate {fps!r}; cannot locate frames in time")
+    if int(frame_count) <= 0:
+        raise DataError(f"{video}: video has no frames (frame count {frame_count})")
+    if not (0 <= start < end):
+        raise DataError(f"{video}: a moment needs 0 <= start < end seconds, got {start!r}, {end!r}")
+    first = math.floor(start * fps + TIME_EPSILON)
+    if sampling.framerate <= 0:
+        indices = np.arange(first, math.ceil(end * fps - TIME_EPSILON), dtype=np.int64)
+    else:
+        step = 1.0 / sampling.framerate
+        if end - start < step:
+            times = np.array([(start + end) / 2])
+        else:
+            times = start + step * np.arange(math.ceil((end - start) * sampling.framerate - TIME_EPSILON))
+        indices = np.unique(np.floor(times * fps + TIME_EPSILON).astype(np.int64))
+    indices = indices[indices < int(frame_count)]
+    return _keep(indices, sampling.max_frames, sampling.slice_framepos)
 
 
 def _seconds(frame_count: int, fps_int: int, start_time: int | None, end_time: int | None, video: str
@@ -269,8 +310,35 @@ def read_video_frames(path: str | os.PathLike, sampling: Sampling, start_time: i
     yields no frame in the requested segment.
     """
     path = str(path)
+    return _decode(path, sampling, lambda frames, fps: _indices_to_read(path, frames, fps, sampling, start_time,
+                                                                         end_time))
+
+
+def read_moment_frames(path: str | os.PathLike, sampling: Sampling, start: float, end: float) -> np.ndarray:
+    """Decode the frames of the moment ``[start, end)`` seconds of a video, as a player shows it
+    (:func:`moment_frame_indices`). Returns uint8 (n, 3, image_size, image_size), ``1 <= n <=
+    max_frames``; DataError naming ``path`` when it cannot be read or the moment lies past its end."""
+    path = str(path)
+
+    def indices_of(frame_count: int, fps: float) -> np.ndarray:
+        indices = moment_frame_indices(frame_count, fps, sampling, start, end, video=path)
+        if len(indices) == 0:
+            raise DataError(f"{path}: the moment {start:g}-{end:g} s starts after the video ends "
+                            f"({frame_count} frames at {fps:.3f} fps: {frame_count / fps:.3f} s)")
+        return indices
+
+    return _decode(path, sampling, indices_of)
+
+
+def _decode(path: str, sampling: Sampling, indices_of: Callable[[int, float], np.ndarray]) -> np.ndarray:
+    """The frames of a video that `indices_of(frame count, fps)` picks, resized and cropped (decord; PyAV
+    where decord fails)."""
     vr, frame_count, fps = _open_video(path)
-    indices = _indices_to_read(path, frame_count, fps, sampling, start_time, end_time)
+    try:
+        indices = indices_of(frame_count, fps)
+    except DataError:
+        del vr
+        raise
     try:
         batch = _to_numpy(vr.get_batch(indices.tolist()))
         decord_error = None

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data import Sampling, read_padded_frames
+from ..data import Sampling
 from ..data.pool import parallel_map
 from ..distributed import barrier, is_main, world
 from ..errors import DataError
@@ -35,7 +35,7 @@ from . import vectors
 from .model import StudentSpec, spec_from_record
 from .store import (FAISS, finished_shards, read_manifest, unit_identity, write_failures, write_manifest,
                     write_shard, write_units)
-from .units import Collection, CollectionError
+from .units import Collection, CollectionError, unit_frames
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,11 @@ def _choice_fields(record: dict) -> dict:
     return {k: record[k] for k in ("kind", "nlist", "pq_bytes", "nprobe", "rerank")}
 
 
-def decode_unit(task: tuple[str, int | None, int | None, Sampling]) -> tuple[np.ndarray, np.ndarray] | str:
+def decode_unit(task: tuple[str, float | None, float | None, str, Sampling]) -> tuple[np.ndarray, np.ndarray] | str:
     """A unit's frames padded to max_frames and their mask, or why it cannot be read."""
-    path, start, end, sampling = task
+    path, start, end, clock, sampling = task
     try:
-        return read_padded_frames(path, sampling, start, end)
+        return unit_frames(path, sampling, start, end, clock)
     except DataError as exc:
         return str(exc)
 
@@ -154,8 +154,8 @@ def _encode_chunk(out: Path, collection: Collection, identities: list[str], chun
     """Decode a chunk's units (a few batches ahead), encode them a batch at a time, write its shard."""
     units = collection.units.iloc[chunk]
     sampling = spec.frame_sampling
-    tasks = [(collection.absolute(u.path), None if pd.isna(u.start) else int(u.start),
-              None if pd.isna(u.end) else int(u.end), sampling) for u in units.itertuples(index=False)]
+    tasks = [(collection.absolute(u.path), None if pd.isna(u.start) else float(u.start),
+              None if pd.isna(u.end) else float(u.end), u.clock, sampling) for u in units.itertuples(index=False)]
     results = parallel_map(decode_unit, tasks, workers, "decode", window=2 * batch_size, min_bar=math.inf)
     rows, parts, failed, batch = [], [], {}, []
     waited = time.perf_counter()
@@ -249,9 +249,8 @@ def import_bigfile(out: str | Path, folder: str | Path, spec: StudentSpec, kind:
     out, folder = Path(out), Path(folder)
     ids, rows = read_bigfile(folder)
     signature = content_signature(folder / "feature.bin")
-    units = pd.DataFrame({"key": ids, "video_id": ids, "path": "", "start": pd.array([None] * len(ids), "Int64"),
-                          "end": pd.array([None] * len(ids), "Int64"), "size": signature["size"],
-                          "sha256": signature["sha256"]})
+    units = pd.DataFrame({"key": ids, "video_id": ids, "path": "", "start": np.nan, "end": np.nan, "clock": "",
+                          "size": signature["size"], "sha256": signature["sha256"]})
     collection = Collection(str(folder.resolve()), units)
     with experiment_lock(out):
         manifest = read_manifest(out)

@@ -1,5 +1,6 @@
 """Searching an index folder: `Index(folder).search(["a query", ...], k)` -> a table of query, rank,
-score, key, path, start, end (`tclib search` prints it).
+score, key, video_id, path, start, end (seconds; a moment's as a player shows them, see
+tclib.search.units), clock (`tclib search` prints it).
 
 The student the index was encoded with (its manifest's model) encodes the queries; a query is cut to
 the model's words as in training (the answer's `truncated` column says so), an empty one is an error.
@@ -21,7 +22,7 @@ from .model import StudentSpec, spec_from_record
 from .store import ShardVectors, check_files, read_manifest, read_units
 from .vectors import IndexChoice, load, search
 
-RESULT_COLUMNS = ["query", "rank", "score", "key", "video_id", "path", "start", "end", "truncated"]
+RESULT_COLUMNS = ["query", "rank", "score", "key", "video_id", "path", "start", "end", "clock", "truncated"]
 
 
 class Index:
@@ -76,6 +77,7 @@ class Index:
             truncated = self.tokenizer.truncated(query)
             for rank, (score, unit) in enumerate(zip(query_scores, query_ids), 1):
                 u = self.units.iloc[int(unit)]
-                start, end = (None, None) if pd.isna(u.start) else (int(u.start), int(u.end))
-                rows.append((query, rank, float(score), u.key, u.video_id, self.file_of(u.path), start, end, truncated))
+                start, end = (None, None) if pd.isna(u.start) else (float(u.start), float(u.end))
+                rows.append((query, rank, float(score), u.key, u.video_id, self.file_of(u.path), start, end, u.clock,
+                             truncated))
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)

@@ -3,8 +3,8 @@
     manifest.json     the model (StudentSpec), the collection's folder, the units, the shards, the index;
                       written last, so that a folder with it is a finished index
     units.csv         one row per indexed unit, in the order of the FAISS ids: key, video_id, path (relative
-                      to the collection's folder), start, end (whole seconds; empty for whole videos), the
-                      file's size and sha256 (its content signature), and where its vector is (shard, row)
+                      to the collection's folder), start, end (seconds; empty for whole videos), their
+                      clock (tclib.search.units.CLOCKS), the file's size and sha256 (its content signature), and where its vector is (shard, row)
     failures.csv      unit or file, and why it is not indexed
     shards/<id>.npy   float16 vectors of one chunk of units, one row each; <id>.json names the units of
                       its rows (and those that failed); <id> is the fingerprint of the model and of those
@@ -31,7 +31,7 @@ from ..errors import TclibError
 from ..files import atomic_path, read_json, write_text
 from .units import COLUMNS
 
-FORMAT = 1
+FORMAT = 2  # 1: moments in the reference sampler's seconds (int(fps) frames each); 2: moments in real seconds
 MANIFEST, UNITS, FAILURES, SHARDS, FAISS = "manifest.json", "units.csv", "failures.csv", "shards", "vectors.faiss"
 
 
@@ -40,7 +40,10 @@ class IndexMismatch(TclibError):
 
 
 def unit_identity(row: Any) -> str:
-    """What a unit's vector depends on besides the model: its key, file, segment and content."""
+    """What a unit's vector depends on besides the model: its key, file, segment and content (a moment's
+    clock too, so that one sampled in the sampler's seconds by an earlier tclib is not taken for it)."""
+    if row.clock == "player":
+        return json.dumps([row.key, row.path, float(row.start), float(row.end), int(row.size), row.sha256, "player"])
     start = None if pd.isna(row.start) else int(row.start)
     end = None if pd.isna(row.end) else int(row.end)
     return json.dumps([row.key, row.path, start, end, int(row.size), row.sha256])
@@ -88,11 +91,9 @@ def read_units(out: Path) -> pd.DataFrame:
     path = out / UNITS
     if not path.is_file():
         raise IndexMismatch(f"{out} has no {UNITS}: not a finished index")
-    units = pd.read_csv(path, dtype={"key": str, "video_id": str, "path": str, "sha256": str, "shard": str},
-                        keep_default_na=False, na_values={"start": [""], "end": [""]})
-    units["start"] = pd.array(units["start"].tolist(), dtype="Int64")
-    units["end"] = pd.array(units["end"].tolist(), dtype="Int64")
-    return units
+    return pd.read_csv(path, dtype={"key": str, "video_id": str, "path": str, "start": "float64", "end": "float64",
+                                    "clock": str, "sha256": str, "shard": str},
+                       keep_default_na=False, na_values={"start": [""], "end": [""]})
 
 
 def write_failures(out: Path, failures: dict[str, str]) -> None:
@@ -116,6 +117,10 @@ def read_manifest(out: Path) -> dict | None:
 def check_files(out: Path, manifest: dict, units: pd.DataFrame, index_total: int | None) -> None:
     """IndexMismatch naming the field when the manifest does not describe the folder's files."""
     problems = []
+    if manifest.get("format") == 1:
+        raise IndexMismatch(f"{out} was made by an earlier tclib, whose moments were in the reference sampler's "
+                            f"seconds (int(fps) frames each), not the times a player shows: run tclib index into "
+                            f"the same folder again (whole videos are found done, moments are encoded again)")
     if manifest.get("format") != FORMAT:
         problems.append(f"format: {manifest.get('format')!r}, this tclib reads {FORMAT}")
     if manifest.get("units") != len(units):

@@ -1,10 +1,16 @@
-"""What an index holds: units, each a whole video or a moment of one, sampled as the reference samples a
-clip with start and end times (whole seconds).
+"""What an index holds: units, each a whole video or a moment of one.
+
+A whole video, and a clip of a params file's split, is sampled as the reference samples it (its
+`clock` is "" or "sampler": a data set's start and end times are the reference sampler's seconds,
+`int(fps)` frames each, and the paper's numbers depend on it). A moment of a user's video (segments,
+shots) is `[start, end)` in seconds as a player shows them (`clock` "player"), fractional where the
+source gives fractions (kept to the millisecond), its frames taken inside it at the student's rate
+(tclib.data.frames.moment_frame_indices).
 
 Sources: every file under a folder (recursively) that is a video, the files of a list, or a params
 file's split (its clips, with the split's own segments). Units: whole videos; `segment_seconds`
-(and `stride`) cut each video into moments; a shot file gives them as rows (video, start, end) in
-seconds, as shot-boundary files give shots. A unit's file is identified by its path relative to the
+(and `stride`) cut each video into moments to its real end; a shot file gives them as rows (video,
+start, end) in seconds or frame numbers, as shot-boundary files give shots. A unit's file is identified by its path relative to the
 collection's folder and its content signature, so a collection moved or copied is the same.
 
 Each problem gets its outcome: a file that is not a video is skipped (and counted); a video that
@@ -22,8 +28,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from ..data import Sampling, pad_frames, read_moment_frames, read_padded_frames
 from ..data.frames import video_metadata
 from ..data.pool import parallel_map
 from ..data.readers.videos import VIDEO_EXTENSIONS
@@ -32,7 +40,10 @@ from ..files import content_signature
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["key", "video_id", "path", "start", "end", "size", "sha256"]
+COLUMNS = ["key", "video_id", "path", "start", "end", "clock", "size", "sha256"]
+CLOCKS = {"": "a whole video, sampled as the reference samples it",
+          "sampler": "a data set's clip: start and end in the reference sampler's seconds (int(fps) frames each)",
+          "player": "a moment: start and end in seconds as a player shows them"}
 MORE_VIDEO_EXTENSIONS = (".mpg", ".mpeg", ".ts", ".flv", ".3gp", ".wmv", ".ogv", ".mxf")
 # how containers begin: (offset, bytes); a file of another extension is a video when it begins so
 CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (8, b"AVI "), (0, b"OggS"), (0, b"\x00\x00\x01\xba"),
@@ -105,8 +116,8 @@ def video_id_of(path: str) -> str:
 
 def whole_videos(root: str, paths: list[str]) -> pd.DataFrame:
     """One unit per video: the whole of it."""
-    rows = [(video_id_of(p), video_id_of(p), p, None, None) for p in paths]
-    return identify(root, pd.DataFrame(rows, columns=COLUMNS[:5]))
+    rows = [(video_id_of(p), video_id_of(p), p, None, None, "") for p in paths]
+    return identify(root, pd.DataFrame(rows, columns=COLUMNS[:6]))
 
 
 def identify(root: str, table: pd.DataFrame) -> pd.DataFrame:
@@ -114,8 +125,8 @@ def identify(root: str, table: pd.DataFrame) -> pd.DataFrame:
     signatures = {p: content_signature(p if os.path.isabs(p) else os.path.join(root, p))
                   for p in dict.fromkeys(table["path"])}
     table = table.copy()
-    table["start"] = pd.array(table["start"].tolist(), dtype="Int64")
-    table["end"] = pd.array(table["end"].tolist(), dtype="Int64")
+    table["start"] = table["start"].astype("float64")
+    table["end"] = table["end"].astype("float64")
     table["size"] = [signatures[p].get("size", -1) for p in table["path"]]
     table["sha256"] = [signatures[p].get("sha256", "") for p in table["path"]]
     return table[COLUMNS]
@@ -130,8 +141,9 @@ def split_units(P, split: str) -> Collection:
     rows = []
     for clip, spec in video_specs(table).items():
         path, start, end = (spec, None, None) if isinstance(spec, str) else spec
-        rows.append((clip, table.video_id[table.clip_id == clip].iloc[0], os.path.relpath(path, root), start, end))
-    return Collection(root, identify(root, pd.DataFrame(rows, columns=COLUMNS[:5])))
+        rows.append((clip, table.video_id[table.clip_id == clip].iloc[0], os.path.relpath(path, root), start, end,
+                     "" if start is None else "sampler"))
+    return Collection(root, identify(root, pd.DataFrame(rows, columns=COLUMNS[:6])))
 
 
 # --------------------------------------------------------------------------------------- moments
@@ -145,9 +157,9 @@ class VideoLength:
     fps: float
 
     @property
-    def seconds(self) -> int:
-        """Its length in the sampler's whole seconds (`int(fps)` frames each)."""
-        return math.ceil(self.frames / int(self.fps))
+    def seconds(self) -> float:
+        """How long a player shows it: frames / fps."""
+        return self.frames / self.fps
 
     def frame_seconds(self, frame: float) -> float:
         """Where frame number `frame` (0 the first) starts, in seconds of the video's own frame rate."""
@@ -161,7 +173,7 @@ def probe(task: tuple[str, str]) -> tuple[str, VideoLength | None, str | None]:
         frames, fps = video_metadata(absolute)
     except DataError as exc:
         return path, None, str(exc)
-    if frames <= 0 or not math.isfinite(fps) or int(fps) <= 0:
+    if frames <= 0 or not math.isfinite(fps) or fps <= 0:
         return path, None, f"{absolute}: no frames to sample ({frames} frames at {fps} fps)"
     return path, VideoLength(frames, fps), None
 
@@ -179,11 +191,39 @@ def durations(collection: Collection, workers: int) -> dict[str, VideoLength]:
     return out
 
 
-def segment_units(collection: Collection, seconds: int, stride: int | None, workers: int) -> Collection:
-    """Each video cut into moments of `seconds` every `stride` seconds (default: `seconds`), the last one
-    ending with the video; a video shorter than one moment is one unit, the whole of it."""
-    if seconds < 1 or (stride is not None and stride < 1):
-        raise CollectionError(f"segments must be ≥ 1 s long and apart, got {seconds} s every {stride} s")
+def seconds_text(t: float) -> str:
+    """Seconds as keys and labels write them: to the millisecond, no trailing zeros (12, 12.5, 600.601)."""
+    return f"{t:.3f}".rstrip("0").rstrip(".")
+
+
+def moment_key(video_id: str, start: float, end: float) -> str:
+    return f"{video_id}@{seconds_text(start)}-{seconds_text(end)}"
+
+
+def moment_row(video: tuple, start: float, end: float) -> tuple:
+    """A units row of a moment [start, end) of `video` (a units row), its times kept to the millisecond."""
+    start = round(float(start), 3)
+    end = max(round(float(end), 3), start + 0.001)
+    return (moment_key(video.video_id, start, end), video.video_id, video.path, start, end, "player", video.size,
+            video.sha256)
+
+
+def segment_starts(duration: float, seconds: float, stride: float) -> list[float]:
+    """Where the moments of a video of `duration` s begin: every `stride` s while a whole moment fits, and
+    one more ending with the video when the last would leave some of it out; [0] for a shorter video."""
+    last = duration - seconds
+    starts = [k * stride for k in range(int(math.floor(last / stride + 1e-9)) + 1)] if last > -1e-9 else [0.0]
+    if last > starts[-1] + 1e-3:
+        starts.append(last)
+    return starts
+
+
+def segment_units(collection: Collection, seconds: float, stride: float | None, workers: int) -> Collection:
+    """Each video cut into moments of `seconds` every `stride` seconds (default: `seconds`) of its real
+    time, the last one ending where the video ends; a video shorter than one moment is one moment, the
+    whole of it."""
+    if not seconds > 0 or (stride is not None and not stride > 0):
+        raise CollectionError(f"segments must be longer and further apart than 0 s, got {seconds} s every {stride} s")
     stride = stride or seconds
     lengths = durations(collection, workers)
     rows = []
@@ -191,13 +231,8 @@ def segment_units(collection: Collection, seconds: int, stride: int | None, work
         if video.path not in lengths:
             continue
         duration = lengths[video.path].seconds
-        starts = list(range(0, max(duration - seconds, 0) + 1, stride))
-        if starts[-1] + seconds < duration:
-            starts.append(duration - seconds)
-        for start in starts:
-            end = min(start + seconds, duration)
-            rows.append((f"{video.video_id}@{start}-{end}", video.video_id, video.path, start, end, video.size,
-                         video.sha256))
+        rows += [moment_row(video, start, min(start + seconds, duration))
+                 for start in segment_starts(duration, seconds, stride)]
     return Collection(collection.root, pd.DataFrame(rows, columns=COLUMNS), collection.skipped, collection.failures)
 
 
@@ -264,11 +299,10 @@ SHOT_UNITS = ("seconds", "frames")
 
 def shot_units(collection: Collection, shot_file: str | os.PathLike, workers: int, unit: str = "seconds"
                ) -> Collection:
-    """The shots of a shot file as units: whole seconds [floor(start), floor(end)] (at least one second),
-    as the sampler reads a segment. Times are seconds, or with `unit` "frames" frame numbers (the end
-    frame included, as TRECVID's master shot boundaries give them) converted with each video's own frame
-    rate. A shot naming no single video of the collection (see VideoNames), or starting after its video
-    ends, is a failure."""
+    """The shots of a shot file as moments [start, end) in seconds (a shot past its video's end cut at
+    the end). Times are seconds, or with `unit` "frames" frame numbers (the end frame included, as
+    TRECVID's master shot boundaries give them) converted with each video's own frame rate. A shot naming
+    no single video of the collection (see VideoNames), or starting after its video ends, is a failure."""
     if unit not in SHOT_UNITS:
         raise CollectionError(f"shot times are in one of {SHOT_UNITS}, got {unit!r}")
     names = VideoNames(collection.units)
@@ -283,22 +317,20 @@ def shot_units(collection: Collection, shot_file: str | os.PathLike, workers: in
         if video.path not in lengths:
             continue  # the video itself failed
         length = lengths[video.path]
-        start_s, end_s = (first, last) if unit == "seconds" else (length.frame_seconds(first),
-                                                                  length.frame_seconds(last + 1))
-        start, end = int(start_s), max(int(start_s) + 1, int(end_s))
+        start, end = (first, last) if unit == "seconds" else (first / length.fps, (last + 1) / length.fps)
         if start >= length.seconds:
-            collection.failures[f"{video.video_id}@{start}-{end}"] = (
-                f"{where}: starts after the video ends ({length.seconds} s)")
+            collection.failures[moment_key(video.video_id, start, end)] = (
+                f"{where}: starts after the video ends ({seconds_text(length.seconds)} s)")
             continue
-        key = f"{video.video_id}@{start}-{end}"
-        if key not in seen:
-            seen.add(key)
-            rows.append((key, video.video_id, video.path, start, end, video.size, video.sha256))
+        row = moment_row(video, start, min(end, length.seconds))
+        if row[0] not in seen:
+            seen.add(row[0])
+            rows.append(row)
     return Collection(collection.root, pd.DataFrame(rows, columns=COLUMNS), collection.skipped, collection.failures)
 
 
 def collection_of(videos: str | None = None, video_list: str | None = None, split: tuple | None = None,
-                  segment_seconds: int | None = None, stride: int | None = None, shots: str | None = None,
+                  segment_seconds: float | None = None, stride: float | None = None, shots: str | None = None,
                   workers: int = 1, shots_in: str = "seconds") -> Collection:
     """The units of one source (a folder, a list file, or (params, split)), whole or cut into moments."""
     if sum(x is not None for x in (videos, video_list, split)) != 1:
@@ -320,3 +352,13 @@ def collection_of(videos: str | None = None, video_list: str | None = None, spli
     if segment_seconds is not None:
         return segment_units(collection, segment_seconds, stride, workers)
     return collection
+
+
+def unit_frames(path: str, sampling: Sampling, start: float | None, end: float | None, clock: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A unit's frames padded to max_frames, and their mask: a moment's at its real times, a whole video or
+    a data set's clip as the reference samples it."""
+    if clock == "player":
+        return pad_frames(read_moment_frames(path, sampling, start, end), sampling.max_frames)
+    whole = start is None or pd.isna(start)
+    return read_padded_frames(path, sampling, None if whole else int(start), None if whole else int(end))

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data import read_padded_frames
 from ..plots import Figure, attention_figure, moments_figure, thumbnail_strip
 from .query import Index
+from .units import seconds_text
+from .units import unit_frames as read_unit
 
 
 def summary(indexes: dict[str, Index]) -> pd.DataFrame:
@@ -27,13 +28,12 @@ def summary(indexes: dict[str, Index]) -> pd.DataFrame:
 
 def unit_frames(index: Index, row: Any) -> tuple[np.ndarray, np.ndarray]:
     """(frames, mask) of a result or units row, decoded as the index sampled it."""
-    start = None if pd.isna(row.start) else int(row.start)
-    end = None if pd.isna(row.end) else int(row.end)
-    return read_padded_frames(index.file_of(row.path), index.spec.frame_sampling, start, end)
+    return read_unit(index.file_of(row.path), index.spec.frame_sampling, row.start, row.end, row.clock)
 
 
 def moment_label(row: Any) -> str:
-    return row.key if pd.isna(row.start) else f"{row.video_id} {int(row.start)}-{int(row.end)} s"
+    """A unit as the strips and the widget name it: its key, or its video and seconds."""
+    return row.key if pd.isna(row.start) else f"{row.video_id} {seconds_text(row.start)}-{seconds_text(row.end)} s"
 
 
 def truth_of(index: Index) -> dict[str, list[dict]]:
