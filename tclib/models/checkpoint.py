@@ -25,10 +25,13 @@ def save_checkpoint(obj: Any, path: str | Path) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """torch.load on the CPU, tensors and plain containers only; CheckpointError naming the file otherwise."""
+    """torch.load on the CPU, tensors and plain containers only (a .safetensors file: its tensors);
+    CheckpointError naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
     with open(path, "rb") as f:
         head = f.read(4)
     if not zipfile.is_zipfile(path) and not head.startswith(PICKLE_MARK):
@@ -40,6 +43,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as err:
         raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(err).__name__}: "
                               f"{' '.join(str(err).split())[:300]})") from err
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a .safetensors file (no pickle); CheckpointError naming it when it is not one."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot be read as safetensors ({' '.join(str(err).split())[:300]})") from err
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:

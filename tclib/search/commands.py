@@ -1,4 +1,5 @@
-"""The command line of search: `tclib index`, `tclib search`, `tclib export bigfile` (wired by tclib.cli)."""
+"""The command line of search: `tclib index`, `tclib search`, `tclib export bigfile|student` (wired by
+tclib.cli)."""
 
 from __future__ import annotations
 
@@ -24,16 +25,20 @@ def add_commands(commands) -> None:
     source.add_argument("--list", metavar="FILE", help="the video files listed in FILE, one a line")
     source.add_argument("--split", metavar="SPLIT", help="the params file's test (or train) split")
     source.add_argument("--bigfile", metavar="DIR", help="video vectors made elsewhere, in TeachCLIP's BigFile layout")
-    index.add_argument("--params", required=True, help="the experiment whose trained student encodes")
+    index.add_argument("--params", help="the experiment whose trained student encodes (and whose split --split "
+                                        "takes)")
     index.add_argument("--run", default=None, help="the student run (default: the params' last run)")
     index.add_argument("--seed", type=int, default=None, help="its seed (default: the params' first)")
+    index.add_argument("--student", metavar="DIR", help="an exported student (tclib export student), or a hub id "
+                                                        "hf-hub:owner/name: no params file needed")
     moments = index.add_mutually_exclusive_group()
-    moments.add_argument("--segment-seconds", type=int, metavar="N", help="cut each video into moments of N s")
+    moments.add_argument("--segment-seconds", type=float, metavar="N",
+                         help="cut each video into moments of N s (real seconds, to each video's end)")
     moments.add_argument("--shots", metavar="FILE", help="moments as rows 'video start end' (seconds)")
     index.add_argument("--shots-in", choices=("seconds", "frames"), default="seconds",
                        help="the shot file's times: seconds, or frame numbers (end frame included, as TRECVID's "
                             "master shot boundaries) converted with each video's frame rate")
-    index.add_argument("--segment-stride", type=int, metavar="M", help="a moment every M s (default: N)")
+    index.add_argument("--segment-stride", type=float, metavar="M", help="a moment every M s (default: N)")
     index.add_argument("--batch-size", type=int, default=64)
     index.add_argument("--shard-size", type=int, default=1024, help="units per shard (the unit of resuming)")
     index.add_argument("--workers", type=int, default=4, help="decoding processes")
@@ -64,6 +69,13 @@ def add_commands(commands) -> None:
     bigfile.add_argument("--seed", type=int, default=None)
     bigfile.add_argument("--split", default="test", choices=("test",))
     bigfile.set_defaults(handler=run_export)
+    student = formats.add_parser("student", help="a trained student as model.safetensors, config.json and a "
+                                                 "model card (the Hugging Face layout)")
+    student.add_argument("out", type=Path)
+    student.add_argument("--params", required=True)
+    student.add_argument("--run", default=None, help="the student run (default: the params' last run)")
+    student.add_argument("--seed", type=int, default=None, help="its seed (default: the params' first)")
+    student.set_defaults(handler=run_export)
 
 
 def collection(args: argparse.Namespace, P):
@@ -77,18 +89,33 @@ def collection(args: argparse.Namespace, P):
                          shots_in=shots_in(args))
 
 
+def model_of(args: argparse.Namespace):
+    """(the student that encodes, the params file or None): an exported student (--student), or a trained
+    student of the params' experiment; --split needs the params whichever model encodes."""
+    from .exported import exported_spec
+    from .model import student_spec
+
+    student = getattr(args, "student", None)
+    if student is None and args.params is None:
+        raise TclibError("name the model: --params P [--run R] [--seed S], or --student DIR (an exported student)")
+    if student is not None and (args.run is not None or args.seed is not None):
+        raise TclibError("--run and --seed pick a student of --params; --student names one already")
+    if args.split is not None and args.params is None:
+        raise TclibError("--split takes a split of a params file: give --params")
+    P = load_params(args.params) if args.params is not None else None
+    return (exported_spec(student) if student is not None else student_spec(P, args.run, args.seed)), P
+
+
 def run_index(args: argparse.Namespace) -> int:
     from ..preflight import device_problems
     from .build import build_index, import_bigfile
-    from .model import student_spec
 
     if args.segment_stride is not None and args.segment_seconds is None:
         raise TclibError("--segment-stride goes with --segment-seconds")
     found = [] if args.bigfile is not None else device_problems(args.device, args.gpus, options=True)
     if found:  # before anything is loaded
         raise TclibError("\n".join(found))
-    P = load_params(args.params)
-    spec = student_spec(P, args.run, args.seed)
+    spec, P = model_of(args)
     if args.bigfile is not None:
         print(import_bigfile(args.out, args.bigfile, spec, args.kind).summary())
         return 0
@@ -114,8 +141,8 @@ def tune_captions(args: argparse.Namespace) -> list[str] | None:
 
 
 def source_of(args: argparse.Namespace) -> dict:
-    keys = ("videos", "list", "split", "segment_seconds", "segment_stride", "shots", "params", "run", "seed")
-    source = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    keys = ("videos", "list", "split", "segment_seconds", "segment_stride", "shots", "params", "run", "seed", "student")
+    source = {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
     return {**source, "shots_in": shots_in(args)} if shots_in(args) != "seconds" else source
 
 
@@ -139,6 +166,7 @@ def launch(args: argparse.Namespace) -> int:
 
 def run_search(args: argparse.Namespace) -> int:
     from .query import Index
+    from .units import seconds_text
 
     results = Index(args.out).search(args.query, args.k)
     if args.json:
@@ -149,15 +177,20 @@ def run_search(args: argparse.Namespace) -> int:
         cut = " (cut to the model's words)" if group.truncated.iloc[0] else ""
         print(f"{query}{cut}")
         for row in group.itertuples(index=False):
-            moment = "" if pd.isna(row.start) else f"  {int(row.start)}-{int(row.end)} s"
+            moment = "" if pd.isna(row.start) else f"  {seconds_text(row.start)}-{seconds_text(row.end)} s"
             print(f"  {row.rank:>3}  {row.score:.4f}  {row.key}{moment}  {row.path}")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     from .bigfile import export_index, export_split
+    from .exported import export_student
 
-    if args.index is not None:
+    if args.format == "student":
+        out = export_student(load_params(args.params), args.out, args.run, args.seed)
+        print(f"student in {out}: model.safetensors, config.json, README.md; index with it: "
+              f"tclib index OUT --videos DIR --student {out}")
+    elif args.index is not None:
         print(f"unit vectors of {args.index} in {export_index(args.index, args.out)}")
     else:
         out = export_split(load_params(args.params), args.run, args.seed, args.out)

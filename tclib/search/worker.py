@@ -16,11 +16,9 @@ import sys
 from pathlib import Path
 
 from ..distributed import init_from_environment, is_main, local_device
-from ..params import load_params
 from ..runlog import LOG_FORMAT
 from .build import build_index
-from .commands import collection, source_of, tune_captions
-from .model import student_spec
+from .commands import collection, model_of, source_of, tune_captions
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,9 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     init_from_environment(job["device"])
     logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format=LOG_FORMAT, stream=sys.stdout)
     args = argparse.Namespace(**{**job, "out": Path(job["out"])})
-    P = load_params(args.params)
+    spec, P = model_of(args)
     device = str(local_device(args.device))  # the GPU of this process's local rank
-    report = build_index(args.out, collection(args, P), student_spec(P, args.run, args.seed), args.batch_size,
+    report = build_index(args.out, collection(args, P), spec, args.batch_size,
                          args.workers, args.shard_size, device, args.kind, source_of(args), lock=False,
                          tune_captions=tune_captions(args))
     if is_main():
