@@ -133,9 +133,8 @@ def test_the_index_worker_encodes_on_the_gpu_of_its_local_rank(gpus_here, monkey
     monkeypatch.setenv("LOCAL_RANK", "1")
     seen = {}
     monkeypatch.setattr(worker, "init_from_environment", lambda device: seen.update(joined=device))
-    monkeypatch.setattr(worker, "load_params", lambda path: None)
+    monkeypatch.setattr(worker, "model_of", lambda args: (None, None))
     monkeypatch.setattr(worker, "collection", lambda args, P: None)
-    monkeypatch.setattr(worker, "student_spec", lambda P, run, seed: None)
     monkeypatch.setattr(worker, "build_index", lambda *args, **kwargs: seen.update(device=args[6]) or "report")
     monkeypatch.setattr(worker, "is_main", lambda: False)
     job = tmp_path / "launch.json"

@@ -167,22 +167,37 @@ def test_moments_segments_shots_and_their_bad_rows(videos, spec, tmp_path):
     assert report.units == 2 and report.failed == 2
 
 
-def test_an_index_of_moments_in_the_samplers_seconds_is_refused_and_its_moments_encoded_again(videos, spec,
-                                                                                               tmp_path):
-    out = tmp_path / "index"
-    collection = collection_of(videos=str(videos), segment_seconds=4)
-    build_index(out, collection, spec, batch_size=4, workers=1)
-    for record_path in (out / "shards").glob("*.json"):  # as an earlier tclib wrote them: no clock
+def as_an_earlier_tclib_wrote_it(out: Path) -> None:
+    """An index folder as format 1 left it: no clock in the shards' unit identities nor in units.csv."""
+    for record_path in (out / "shards").glob("*.json"):
         record = json.loads(record_path.read_text())
         record["rows"] = [json.dumps(json.loads(row)[:6]) for row in record["rows"]]
         record_path.write_text(json.dumps(record))
+    units = pd.read_csv(out / "units.csv", dtype=str, keep_default_na=False).drop(columns=["clock"])
+    units.to_csv(out / "units.csv", index=False)
     manifest = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
-    with pytest.raises(IndexMismatch, match="earlier tclib, whose moments were in the reference sampler's seconds"):
-        Index(out)
-    again = build_index(out, collection, spec, batch_size=4, workers=1)
-    assert (again.encoded, again.reused) == (len(collection.units), 0)
-    assert len(Index(out)) == len(collection.units)
+
+
+def test_an_index_of_moments_in_the_samplers_seconds_is_searched_with_a_note_and_rebuilt_in_one_command(
+        videos, spec, tmp_path, capsys):
+    whole, moments = tmp_path / "whole", tmp_path / "moments"
+    build_index(whole, collection_of(videos=str(videos)), spec, batch_size=4, workers=1)
+    collection = collection_of(videos=str(videos), segment_seconds=4)
+    build_index(moments, collection, spec, batch_size=4, workers=1)
+    for out in (whole, moments):
+        as_an_earlier_tclib_wrote_it(out)
+    assert Index(whole).note == ""  # whole videos: no times to speak of
+    index = Index(moments)
+    assert "times are the reference sampler's seconds" in index.note
+    results = index.search("a red circle", k=2)
+    assert (results.clock == "sampler").all()  # their frames are read back as they were encoded
+    assert main(["search", str(moments), "a red circle", "-k", "1"]) == 0
+    assert "note: its moments' times are the reference sampler's seconds" in capsys.readouterr().err
+    again = build_index(moments, collection, spec, batch_size=4, workers=1)
+    assert (again.encoded, again.reused) == (len(collection.units), 0)  # [start, end] then, [start, end) now
+    assert Index(moments).note == "" and (Index(moments).units.clock == "player").all()
+    assert build_index(whole, collection_of(videos=str(videos)), spec, workers=1).encoded == 0
 
 
 def test_a_shot_file_names_videos_by_their_path_or_a_unique_file_name(tmp_path):
@@ -216,6 +231,32 @@ def test_shots_given_in_frame_numbers_are_converted_with_each_videos_frame_rate(
                                                  "ends (6 s)"}
     with pytest.raises(CollectionError, match="shot times are in one of"):
         collection_of(videos=str(tmp_path / "videos"), shots=str(shots), shots_in="minutes")
+
+
+def test_a_video_whose_frame_rate_cannot_be_read_is_a_failure_and_the_other_shots_are_kept(tmp_path, monkeypatch):
+    from tclib.search import units as units_module
+
+    (tmp_path / "videos").mkdir()
+    for name in ("good", "odd"):
+        write_mp4(tmp_path / "videos" / f"{name}.mp4", np.zeros((12, 32, 32, 3), np.uint8) + 90, fps=2)  # 6 s
+    read = units_module.video_metadata
+    monkeypatch.setattr(units_module, "video_metadata",
+                        lambda path: (12, float("nan")) if "odd" in str(path) else read(path))
+    shots = tmp_path / "msb.txt"
+    shots.write_text("good 0 3\nodd 0 3\n")
+    collection = collection_of(videos=str(tmp_path / "videos"), shots=str(shots), shots_in="frames")
+    assert collection.units.key.tolist() == ["good@0-2"]
+    assert collection.failures == {"odd.mp4": f"{tmp_path / 'videos' / 'odd.mp4'}: its frame rate cannot be read "
+                                              f"(nan fps), so no time in it can be located"}
+
+
+def test_a_shot_that_ends_before_it_starts_is_an_error_naming_its_line(tmp_path):
+    (tmp_path / "videos").mkdir()
+    write_mp4(tmp_path / "videos" / "a.mp4", np.zeros((12, 32, 32, 3), np.uint8) + 90, fps=2)
+    shots = tmp_path / "shots.txt"
+    shots.write_text("a 0 2\na 3 3\n")
+    with pytest.raises(CollectionError, match=r"line 2 of .*shots.txt: a shot must have 0 <= start < end, got 3.0, 3.0"):
+        collection_of(videos=str(tmp_path / "videos"), shots=str(shots))
 
 
 def test_two_processes_give_the_vectors_of_one(videos, demo_run, tmp_path):

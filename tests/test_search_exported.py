@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from safetensors.torch import save_file
 from conftest import ROOT
 
 from tclib.cli import main
@@ -22,7 +23,7 @@ from tclib.models.checkpoint import read_checkpoint
 from tclib.project import resolve_path
 from tclib.search.build import build_index
 from tclib.search.exported import exported_spec
-from tclib.search.model import student_spec
+from tclib.search.model import ModelMismatch, student_spec
 from tclib.search.query import Index
 from tclib.search.store import ShardVectors
 from tclib.search.units import collection_of
@@ -111,6 +112,12 @@ def test_a_project_without_data_or_params_indexes_and_searches_with_it(demo_run,
     assert list(mine.units.key) == list(theirs.units.key)
     assert np.array_equal(ShardVectors(project / "idx", mine.units).take(np.arange(3)),
                           ShardVectors(tmp_path / "original", theirs.units).take(np.arange(3)))
+    weights = read_checkpoint(project / "student" / "model.safetensors")  # the student altered afterwards
+    weights["clip.logit_scale"] = weights["clip.logit_scale"] + 1
+    save_file(weights, str(project / "student" / "model.safetensors"))
+    with pytest.raises(ModelMismatch, match=r"the student's weights changed since the index was made: "
+                                            r".*student/model.safetensors"):
+        Index(project / "idx")
 
 
 def test_what_is_not_an_exported_student_is_refused_naming_the_file(exported, tmp_path, capsys):

@@ -168,7 +168,10 @@ def run_search(args: argparse.Namespace) -> int:
     from .query import Index
     from .units import seconds_text
 
-    results = Index(args.out).search(args.query, args.k)
+    index = Index(args.out)
+    results = index.search(args.query, args.k)
+    if index.note:
+        print(f"note: {index.note}", file=sys.stderr)
     if args.json:
         for row in results.to_dict(orient="records"):
             print(json.dumps({k: (None if pd.isna(v) else v) for k, v in row.items()}, default=str))

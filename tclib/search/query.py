@@ -10,6 +10,7 @@ index whose manifest does not match its files.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -19,8 +20,10 @@ import torch
 
 from ..errors import ParamsError
 from .model import StudentSpec, spec_from_record
-from .store import ShardVectors, check_files, read_manifest, read_units
+from .store import ShardVectors, check_files, read_manifest, read_units, times_note
 from .vectors import IndexChoice, load, search
+
+log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ["query", "rank", "score", "key", "video_id", "path", "start", "end", "clock", "truncated"]
 
@@ -45,6 +48,9 @@ class Index:
         self.index = load(self.folder, self.choice)
         check_files(self.folder, manifest, self.units, self.index.ntotal)
         self.stored = ShardVectors(self.folder, self.units)
+        self.note = times_note(manifest, self.units)  # "" unless its moments are in the sampler's seconds
+        if self.note:
+            log.warning("%s: %s", self.folder, self.note)
         self.root = root or manifest["root"]
         self.device = torch.device(device)
         self.student = self.spec.load().to(self.device)

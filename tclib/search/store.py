@@ -31,7 +31,10 @@ from ..errors import TclibError
 from ..files import atomic_path, read_json, write_text
 from .units import COLUMNS
 
-FORMAT = 2  # 1: moments in the reference sampler's seconds (int(fps) frames each); 2: moments in real seconds
+FORMAT = 2  # 2: moments in real seconds (tclib.search.units); 1, still read: moments in the sampler's seconds
+SAMPLER_TIMES = ("its moments' times are the reference sampler's seconds (int(fps) frames each, not the times a "
+                 "player shows: at 29.97 fps 2 s a minute early), as an earlier tclib made them; `tclib index` into "
+                 "the same folder puts them in real seconds (whole videos are found done, moments encoded again)")
 MANIFEST, UNITS, FAILURES, SHARDS, FAISS = "manifest.json", "units.csv", "failures.csv", "shards", "vectors.faiss"
 
 
@@ -91,9 +94,17 @@ def read_units(out: Path) -> pd.DataFrame:
     path = out / UNITS
     if not path.is_file():
         raise IndexMismatch(f"{out} has no {UNITS}: not a finished index")
-    return pd.read_csv(path, dtype={"key": str, "video_id": str, "path": str, "start": "float64", "end": "float64",
-                                    "clock": str, "sha256": str, "shard": str},
-                       keep_default_na=False, na_values={"start": [""], "end": [""]})
+    units = pd.read_csv(path, dtype={"key": str, "video_id": str, "path": str, "start": "float64", "end": "float64",
+                                     "clock": str, "sha256": str, "shard": str},
+                        keep_default_na=False, na_values={"start": [""], "end": [""]})
+    if "clock" not in units.columns:  # format 1: every moment in the sampler's seconds
+        units.insert(COLUMNS.index("clock"), "clock", np.where(units["start"].isna(), "", "sampler"))
+    return units
+
+
+def times_note(manifest: dict, units: pd.DataFrame) -> str:
+    """What a user should know of an index's times: "" or that its moments are in the sampler's seconds."""
+    return SAMPLER_TIMES if manifest.get("format") == 1 and units["start"].notna().any() else ""
 
 
 def write_failures(out: Path, failures: dict[str, str]) -> None:
@@ -117,12 +128,8 @@ def read_manifest(out: Path) -> dict | None:
 def check_files(out: Path, manifest: dict, units: pd.DataFrame, index_total: int | None) -> None:
     """IndexMismatch naming the field when the manifest does not describe the folder's files."""
     problems = []
-    if manifest.get("format") == 1:
-        raise IndexMismatch(f"{out} was made by an earlier tclib, whose moments were in the reference sampler's "
-                            f"seconds (int(fps) frames each), not the times a player shows: run tclib index into "
-                            f"the same folder again (whole videos are found done, moments are encoded again)")
-    if manifest.get("format") != FORMAT:
-        problems.append(f"format: {manifest.get('format')!r}, this tclib reads {FORMAT}")
+    if manifest.get("format") not in (1, FORMAT):
+        problems.append(f"format: {manifest.get('format')!r}, this tclib reads 1 and {FORMAT}")
     if manifest.get("units") != len(units):
         problems.append(f"units: the manifest says {manifest.get('units')}, {UNITS} holds {len(units)}")
     if list(units.columns) != [*COLUMNS, "shard", "row"]:

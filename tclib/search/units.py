@@ -173,7 +173,9 @@ def probe(task: tuple[str, str]) -> tuple[str, VideoLength | None, str | None]:
         frames, fps = video_metadata(absolute)
     except DataError as exc:
         return path, None, str(exc)
-    if frames <= 0 or not math.isfinite(fps) or fps <= 0:
+    if not (math.isfinite(fps) and fps > 0):
+        return path, None, f"{absolute}: its frame rate cannot be read ({fps} fps), so no time in it can be located"
+    if frames <= 0:
         return path, None, f"{absolute}: no frames to sample ({frames} frames at {fps} fps)"
     return path, VideoLength(frames, fps), None
 

@@ -21,6 +21,7 @@ from .units import unit_frames as read_unit
 def summary(indexes: dict[str, Index]) -> pd.DataFrame:
     """One row per index: its units, the model, the FAISS index and the collection's folder."""
     rows = [{"index": name, "units": len(index), "model": f"{index.spec.run} seed {index.spec.seed}",
+             "times": "sampler's seconds (an earlier tclib's)" if index.note else "seconds as a player shows them",
              "search": index.choice.describe(), "failed": index.manifest["failed"], "folder": str(index.folder)}
             for name, index in indexes.items()]
     return pd.DataFrame(rows).set_index("index")
