@@ -82,7 +82,11 @@ def test_tclib_search_prints_the_best_units(test_index, capsys):
 
 
 def test_index_is_importable_from_the_package():
-    from tclib.search import Index
+    import tclib.search
+    from tclib.search import Index, export_student, exported_spec
+    from tclib.search.exported import export_student as writes
     from tclib.search.query import Index as QueryIndex
 
-    assert Index is QueryIndex
+    assert Index is QueryIndex and export_student is writes and exported_spec.__module__ == "tclib.search.exported"
+    with pytest.raises(AttributeError, match="has no attribute 'Indx'"):
+        tclib.search.Indx

@@ -66,11 +66,7 @@ class BuildReport:
         return (f"{self.out}: {self.units} units indexed ({self.encoded} encoded now, {self.reused} found done), "
                 f"{self.failed} failed, {self.skipped} files skipped; {rate:.1f} videos/s, {frames:.0f} frames/s "
                 f"(decoding {100 * self.decode_seconds / busy:.0f}%, model {100 * self.model_seconds / busy:.0f}%)"
-                + (f"; {vectors.IndexChoice(**_choice_fields(self.index)).describe()}" if self.index else ""))
-
-
-def _choice_fields(record: dict) -> dict:
-    return {k: record[k] for k in ("kind", "nlist", "pq_bytes", "nprobe", "rerank")}
+                + (f"; {vectors.IndexChoice.of_record(self.index).describe()}" if self.index else ""))
 
 
 def decode_unit(task: tuple[str, float | None, float | None, str, Sampling]) -> tuple[np.ndarray, np.ndarray] | str:
@@ -84,14 +80,16 @@ def decode_unit(task: tuple[str, float | None, float | None, str, Sampling]) -> 
 
 def build_index(out: str | Path, collection: Collection, spec: StudentSpec, batch_size: int = 64,
                 workers: int = 4, shard_size: int = SHARD_SIZE, device: str = "auto", kind: str = "auto",
-                source: dict | None = None, lock: bool = True, tune_captions: list[str] | None = None
-                ) -> BuildReport:
+                source: dict | None = None, lock: bool = True, tune_captions: list[str] | None = None,
+                ram_per_video: int = vectors.RAM_PER_VIDEO) -> BuildReport:
     """Encode `collection` with `spec`'s student into the index folder `out` (see tclib.search.store).
     One run per folder (LockedError naming the holder); an index of another model is refused
     (ModelMismatch naming the fields). An approximate index is tuned on the text vectors of
-    `tune_captions` when given (tclib.search.vectors)."""
+    `tune_captions` when given; its kind follows the collection's size and `ram_per_video` bytes
+    (tclib.search.vectors)."""
     out = Path(out)
-    args = (out, collection, spec, batch_size, workers, shard_size, device, kind, source, tune_captions)
+    args = (out, collection, spec, batch_size, workers, shard_size, device, (kind, ram_per_video), source,
+            tune_captions)
     if lock and world()[1] == 1:
         with experiment_lock(out):
             return _build(*args)
@@ -99,7 +97,7 @@ def build_index(out: str | Path, collection: Collection, spec: StudentSpec, batc
 
 
 def _build(out: Path, collection: Collection, spec: StudentSpec, batch_size: int, workers: int, shard_size: int,
-           device: str, kind: str, source: dict | None, tune_captions: list[str] | None) -> BuildReport:
+           device: str, kind: tuple[str, int], source: dict | None, tune_captions: list[str] | None) -> BuildReport:
     manifest = read_manifest(out)
     if manifest is not None:
         spec_from_record(manifest["model"]).check_same(spec, str(out))
@@ -193,7 +191,7 @@ def _encode_batch(student, batch: list, device: torch.device, report: BuildRepor
     return video.float().cpu().numpy().astype(np.float16)
 
 
-def _finish(out: Path, collection: Collection, identities: list[str], spec: StudentSpec, kind: str,
+def _finish(out: Path, collection: Collection, identities: list[str], spec: StudentSpec, kind: tuple[str, int],
             source: dict | None, report: BuildReport, tune_captions: list[str] | None = None) -> None:
     """The units table (the collection's order), failures, the FAISS index and, last, the manifest."""
     done, failed = _finished(out, spec.fingerprint)
@@ -211,7 +209,7 @@ def _finish(out: Path, collection: Collection, identities: list[str], spec: Stud
         raise CollectionError(f"{out}: nothing to index, every unit failed (see {out / 'failures.csv'})")
     dim = int(np.load(out / "shards" / f"{units.shard[0]}.npy", mmap_mode="r").shape[1])
     previous = read_manifest(out)
-    choice = vectors.choose(len(units), dim, kind)
+    choice = vectors.choose(len(units), dim, *kind)  # (kind, RAM per video)
     if previous and (out / FAISS).is_file() and _same_units(out, units) and previous["index"]["kind"] == choice.kind:
         report.index = previous["index"]
     else:
@@ -239,7 +237,7 @@ def _same_units(out: Path, units: pd.DataFrame) -> bool:
 
 
 def import_bigfile(out: str | Path, folder: str | Path, spec: StudentSpec, kind: str = "auto",
-                   shard_size: int = SHARD_SIZE) -> BuildReport:
+                   shard_size: int = SHARD_SIZE, ram_per_video: int = vectors.RAM_PER_VIDEO) -> BuildReport:
     """An index of video vectors made elsewhere, in TeachCLIP's BigFile layout (tclib.search.bigfile),
     searched with `spec`'s student (whose text vectors they must match): each id a unit, each row
     L2-normalized and stored as float16."""
@@ -268,5 +266,5 @@ def import_bigfile(out: str | Path, folder: str | Path, spec: StudentSpec, kind:
             part = part / np.linalg.norm(part, axis=1, keepdims=True).clip(min=1e-12)
             write_shard(out, fingerprint(spec.fingerprint, chunk), spec.fingerprint, chunk, part, {})
             report.encoded += len(chunk)
-        _finish(out, collection, identities, spec, kind, {"bigfile": str(folder.resolve())}, report)
+        _finish(out, collection, identities, spec, (kind, ram_per_video), {"bigfile": str(folder.resolve())}, report)
     return report

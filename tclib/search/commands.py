@@ -44,8 +44,12 @@ def add_commands(commands) -> None:
     index.add_argument("--workers", type=int, default=4, help="decoding processes")
     index.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K (with --gpus N on GPUs: cuda "
                                                        "or auto, each process on the GPU of its local rank)")
-    index.add_argument("--index", dest="kind", default="auto", choices=("auto", "exact", "ivfpq"),
-                       help="exact search, IVF-PQ with exact re-ranking, or by the collection's size")
+    index.add_argument("--index", dest="kind", default="auto", choices=("auto", "exact", "ivfpq", "hnsw"),
+                       help="exact search, IVF-PQ or HNSW-SQ8 with exact re-ranking, or by the collection's size "
+                            "and --ram-per-video")
+    index.add_argument("--ram-per-video", default="1KB", metavar="BYTES",
+                       help="RAM the approximate index may hold per video (e.g. 1KB, 100B): HNSW-SQ8 needs about "
+                            "dim + 272 bytes, IVF-PQ dim/8 + 8 (default 1KB)")
     index.add_argument("--gpus", type=int, default=1, help="encode over this many processes (torchrun)")
     index.add_argument("--tune-queries", metavar="FILE", help="captions (one a line) like the queries to come: "
                                                              "the approximate index is tuned on them")
@@ -117,12 +121,13 @@ def run_index(args: argparse.Namespace) -> int:
         raise TclibError("\n".join(found))
     spec, P = model_of(args)
     if args.bigfile is not None:
-        print(import_bigfile(args.out, args.bigfile, spec, args.kind).summary())
+        print(import_bigfile(args.out, args.bigfile, spec, args.kind, ram_per_video=ram_per_video(args)).summary())
         return 0
     if args.gpus > 1:
         return launch(args)
     report = build_index(args.out, collection(args, P), spec, args.batch_size, args.workers, args.shard_size,
-                         args.device, args.kind, source_of(args), tune_captions=tune_captions(args))
+                         args.device, args.kind, source_of(args), tune_captions=tune_captions(args),
+                         ram_per_video=ram_per_video(args))
     print(report.summary())
     return 0
 
@@ -138,6 +143,15 @@ def tune_captions(args: argparse.Namespace) -> list[str] | None:
     if not captions:
         raise TclibError(f"{args.tune_queries} holds no caption")
     return captions
+
+
+def ram_per_video(args: argparse.Namespace) -> int:
+    """--ram-per-video in bytes (1KB = 1024; a job written before it existed: the default)."""
+    from ..memory.planning import parse_bytes
+    from .vectors import RAM_PER_VIDEO
+
+    value = getattr(args, "ram_per_video", None)
+    return RAM_PER_VIDEO if value is None else parse_bytes(str(value))
 
 
 def source_of(args: argparse.Namespace) -> dict:

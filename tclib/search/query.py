@@ -43,8 +43,7 @@ class Index:
         if model is not None:
             self.spec.check_same(model, str(self.folder))
         self.units = read_units(self.folder)
-        self.choice = IndexChoice(**{k: manifest["index"][k] for k in ("kind", "nlist", "pq_bytes", "nprobe",
-                                                                       "rerank")})
+        self.choice = IndexChoice.of_record(manifest["index"])
         self.index = load(self.folder, self.choice)
         check_files(self.folder, manifest, self.units, self.index.ntotal)
         self.stored = ShardVectors(self.folder, self.units)

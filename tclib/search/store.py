@@ -26,7 +26,6 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from ..data.npyrows import NpyRows
 from ..errors import TclibError
 from ..files import atomic_path, read_json, write_text
 from .units import COLUMNS
@@ -144,14 +143,15 @@ def check_files(out: Path, manifest: dict, units: pd.DataFrame, index_total: int
 
 
 class ShardVectors:
-    """The float16 vectors of an index's units, read by unit id from their shards (positional reads,
-    the shard files kept open): what exact re-ranking and the exact ground truth read."""
+    """The float16 vectors of an index's units, read by unit id from their shards (memory-mapped: the
+    rows a query re-ranks are gathered from the page cache, nothing is loaded whole): what exact
+    re-ranking and the exact ground truth read."""
 
     def __init__(self, out: Path, units: pd.DataFrame) -> None:
         names, self.shard = np.unique(units["shard"].to_numpy(), return_inverse=True)
         self.row = units["row"].to_numpy(dtype=np.int64)
-        self.files = [NpyRows(shard_paths(out, name)[0]) for name in names]
-        self.dim = self.files[0].row_shape[0] if self.files else 0
+        self.files = [np.load(shard_paths(out, name)[0], mmap_mode="r") for name in names]
+        self.dim = self.files[0].shape[1] if self.files else 0
 
     def __len__(self) -> int:
         return len(self.row)
@@ -159,13 +159,12 @@ class ShardVectors:
     def take(self, ids: np.ndarray) -> np.ndarray:
         """float32 (len(ids), dim): the vectors of units `ids`, in that order."""
         ids = np.asarray(ids, dtype=np.int64)
-        out = np.empty((len(ids), self.dim), dtype=np.float16)
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
         shards = self.shard[ids]
         for k in np.unique(shards):
             where = np.flatnonzero(shards == k)
-            order = where[np.argsort(self.row[ids[where]], kind="stable")]  # sorted rows: runs read at once
-            self.files[k].read_into(self.row[ids[order]], out, order)
-        return out.astype(np.float32)
+            out[where] = self.files[k][self.row[ids[where]]]
+        return out
 
     def batches(self, batch: int = 65536) -> Iterator[np.ndarray]:
         """Every unit's vector in the order of the units, `batch` at a time."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..distributed import init_from_environment, is_main, local_device
 from ..runlog import LOG_FORMAT
 from .build import build_index
-from .commands import collection, model_of, source_of, tune_captions
+from .commands import collection, model_of, ram_per_video, source_of, tune_captions
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     device = str(local_device(args.device))  # the GPU of this process's local rank
     report = build_index(args.out, collection(args, P), spec, args.batch_size,
                          args.workers, args.shard_size, device, args.kind, source_of(args), lock=False,
-                         tune_captions=tune_captions(args))
+                         tune_captions=tune_captions(args), ram_per_video=ram_per_video(args))
     if is_main():
         print(report.summary())
 
