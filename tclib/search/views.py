@@ -21,10 +21,20 @@ from .units import unit_frames as read_unit
 def summary(indexes: dict[str, Index]) -> pd.DataFrame:
     """One row per index: its units, the model, the FAISS index and the collection's folder."""
     rows = [{"index": name, "units": len(index), "model": f"{index.spec.run} seed {index.spec.seed}",
-             "times": "sampler's seconds (an earlier tclib's)" if index.note else "seconds as a player shows them",
+             "times": times_of(index),
              "search": index.choice.describe(), "failed": index.manifest["failed"], "folder": str(index.folder)}
             for name, index in indexes.items()]
     return pd.DataFrame(rows).set_index("index")
+
+
+def times_of(index: Index) -> str:
+    """What an index's start and end times are, in a few words."""
+    clocks = set(index.units["clock"])
+    if index.note:
+        return "the sampler's seconds (an earlier tclib's moments)"
+    if "player" in clocks:
+        return "seconds as a player shows them"
+    return "the data set's clips (the sampler's seconds)" if "sampler" in clocks else "whole videos"
 
 
 def unit_frames(index: Index, row: Any) -> tuple[np.ndarray, np.ndarray]:
