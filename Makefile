@@ -5,13 +5,17 @@ PARAMS ?= params/demo.yaml
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tclib-installed
 
-.PHONY: reproduce test tables browser-check notebooks clean-demo
+.PHONY: reproduce test lint tables browser-check notebooks clean-demo
 
 reproduce: $(STAMP)
 	$(BIN)/tclib reproduce $(PARAMS)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest -q
+
+# ruff (pyflakes, syntax errors, bugbear, import order, pyupgrade; configured in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check tclib tests benchmarks tools
 
 # Every experiment's metrics beside the published numbers: results/tables/tables.md (notebook 07).
 tables: $(STAMP)

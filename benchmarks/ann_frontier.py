@@ -82,7 +82,7 @@ def main() -> None:
                 times.append(time.perf_counter() - started)
                 found.append(candidates[:10])
             p50 = 1000 * float(np.median(times))
-            recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
+            recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]))
             print(json.dumps({"codes": args.codes, "m": args.m, "ef_construction": args.ef_construction, "pca": args.pca,
                               "build_s": round(built), "ram_per_video": round(ram), "ef_search": ef,
                               "rerank": rerank, "recall_at_10": round(recall, 4), "p50_ms": round(p50, 3),

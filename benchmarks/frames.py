@@ -40,8 +40,8 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 from tqdm import tqdm
 
 from tclib.data import DecodedFrames, PairDataset, Sampling, build_frame_cache, read_annotations, write_synthetic_msrvtt
-from tclib.data.framecache import DEFAULT_JPEG_QUALITY, FrameSource
 from tclib.data.dataset import BatchReads
+from tclib.data.framecache import DEFAULT_JPEG_QUALITY, FrameSource
 from tclib.data.readers import PAPER_COUNTS
 from tclib.errors import DataError
 
@@ -58,7 +58,7 @@ def existing_videos(root: Path, n: int) -> dict[str, str]:
         except DataError as exc:
             log.warning("skipping the %s split of %s: %s", split, root, exc)
             continue
-        videos.update(zip(table.video_id, table.video_path))
+        videos.update(zip(table.video_id, table.video_path, strict=True))
     missing = [v for v, p in videos.items() if not os.path.isfile(p)]
     videos = {v: p for v, p in videos.items() if os.path.isfile(p)}
     if missing:

@@ -143,10 +143,10 @@ def approximate(folder: Path, n: int, rows, queries, tuning: np.ndarray, kind: s
             ("held-out stored vectors", vectors.tune(stored, index, vectors.choose(n, DIM, kind), stored.take(held_out),
                                                      held_out)[0])):
         vectors.set_breadth(index, choice)
-        p50, p99, qps = latencies(lambda q: vectors.search(stored, index, choice, q, 10), queries)
+        p50, p99, qps = latencies(lambda q, choice=choice: vectors.search(stored, index, choice, q, 10), queries)
         exact = vectors.exact_top(stored, queries, 10)
         _, found = vectors.search(stored, index, choice, queries, 10)
-        recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(found, exact)]))
+        recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(found, exact, strict=True)]))
         out.append({"videos": n, "kind": kind, "index": choice.describe(), "tuned_on": tuned_on, "build_seconds": built,
                     "bytes_per_video_ram": ram, "p50_ms": p50, "p99_ms": p99, "batched_qps": qps,
                     "recall_at_10": recall})

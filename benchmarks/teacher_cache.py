@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tclib.models import CLIP4Clip, TEACHERS, Tokenizer, build_teacher, load_clip
 from tclib.experiment.data import image_size_of
+from tclib.models import TEACHERS, CLIP4Clip, Tokenizer, build_teacher, load_clip
 from tclib.scoring import CachedTeacherScores, OnlineTeacherScores, cache_size, write_teacher_features
 from tclib.teaching import TeachingObjective
 

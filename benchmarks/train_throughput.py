@@ -49,12 +49,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from tclib.experiment.data import image_size_of
 from tclib.experiment.runs import parse_run
 from tclib.experiment.training import training_inputs
+from tclib.loader import loader_workers, to_device
 from tclib.models import CLIP4Clip, build_teacher, load_clip
 from tclib.monitor import read_training_log
 from tclib.params import Params, load_params
 from tclib.scoring import CachedTeacherScores, write_teacher_features
 from tclib.teaching import TeachingObjective
-from tclib.loader import loader_workers, to_device
 from tclib.train import TrainConfig, optimizer_and_schedule, param_groups, resolve_device, train, training_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -19,7 +19,8 @@ second forward of each micro-batch. The model must return a StudentOutput (tclib
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ContextManager
+import itertools
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -36,11 +37,11 @@ def micro_batches(batch: dict, count: int) -> list[dict]:
     size = len(batch["tokens"]) if "tokens" in batch else len(next(iter(batch.values())))
     bounds = [round(i * size / count) for i in range(count + 1)]
     return [{key: value[a:b] if torch.is_tensor(value) and len(value) == size else value
-             for key, value in batch.items()} for a, b in zip(bounds, bounds[1:]) if b > a]
+             for key, value in batch.items()} for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def accumulated_backward(model: nn.Module, batch: dict, objective, count: int,
-                         autocast: Callable[[], ContextManager]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                         autocast: Callable[[], contextlib.AbstractContextManager]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Back-propagate the losses of the whole `batch` through `model` in `count` micro-batches (see the
     module's docstring); returns the loss and its parts, detached."""
     chunks = micro_batches(batch, count)
@@ -79,7 +80,7 @@ def _share(leaf: torch.Tensor, start: int, size: int, count: int) -> torch.Tenso
     return leaf.grad[start:start + size].float()
 
 
-def _synced(model: nn.Module, last: bool) -> ContextManager:
+def _synced(model: nn.Module, last: bool) -> contextlib.AbstractContextManager:
     """DDP's no_sync for every micro-batch but the last: gradients are all-reduced once per step."""
     if last or not hasattr(model, "no_sync"):
         return contextlib.nullcontext()

@@ -16,7 +16,6 @@ from .metrics import query_ranks
 from .models import CLIP4Clip, Teacher
 from .progress import progress
 
-
 # ------------------------------------------------------------------------------------ ground truth
 
 
@@ -59,7 +58,7 @@ def attention_statistics(weights: np.ndarray, relevance: np.ndarray, kinds: np.n
     weight on the video's two key scenes; missing_scene_pct: % of videos giving one key scene < 10%.
     """
     valid = kinds != "padding"
-    correlations = [pearson(w[v], r[v]) for w, r, v in zip(weights, relevance, valid)]
+    correlations = [pearson(w[v], r[v]) for w, r, v in zip(weights, relevance, valid, strict=True)]
     scene0 = (weights * (kinds == "scene0")).sum(axis=1)
     scene1 = (weights * (kinds == "scene1")).sum(axis=1)
     return {"pearson_with_ground_truth": float(np.nanmean(correlations)),

@@ -19,7 +19,8 @@ logits by the same constant before these losses) is the caller's business.
 
 from __future__ import annotations
 
-from typing import Dict, List, Literal, Mapping, Optional, Sequence, Union, get_args
+from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -47,9 +48,9 @@ LossTerm = Literal["contrastive", "coarse", "fine"]
 LOSS_TERMS = get_args(LossTerm)
 """Names of the terms of :func:`total_loss`, the keys of a weights dict."""
 
-TeacherInput = Union[torch.Tensor, Sequence[torch.Tensor]]
+TeacherInput = torch.Tensor | Sequence[torch.Tensor]
 
-_REFERENCE_WEIGHTS: Dict[str, Dict[str, float]] = {
+_REFERENCE_WEIGHTS: dict[str, dict[str, float]] = {
     "pear": {"contrastive": 0.2, "coarse": 1.0, "fine": 2.0},
     "l1": {"contrastive": 0.2, "coarse": 1.0, "fine": 2.0},
     "ce": {"contrastive": 1.0, "coarse": 10.0, "fine": 1.0},
@@ -75,7 +76,7 @@ def _check_2d(x: torch.Tensor, name: str) -> None:
 
 def _teacher_list(
     student: torch.Tensor, teachers: TeacherInput, student_name: str, teacher_name: str
-) -> List[torch.Tensor]:
+) -> list[torch.Tensor]:
     """Return the teachers as a list of detached tensors, cast to the student's dtype and device."""
     _check_2d(student, student_name)
     if isinstance(teachers, torch.Tensor):
@@ -215,7 +216,7 @@ def fine_teaching_loss(
 # --------------------------------------------------------------------------- total
 
 
-def reference_loss_weights(coarse_method: str) -> Dict[str, float]:
+def reference_loss_weights(coarse_method: str) -> dict[str, float]:
     """Weights of the loss terms used by the reference for a coarse teaching method.
 
     ``"pear"`` and ``"l1"``: 0.2 * contrastive + 1 * coarse + 2 * fine;
@@ -227,10 +228,10 @@ def reference_loss_weights(coarse_method: str) -> Dict[str, float]:
 
 def total_loss(
     contrastive: torch.Tensor,
-    coarse: Optional[torch.Tensor],
-    fine: Optional[torch.Tensor],
+    coarse: torch.Tensor | None,
+    fine: torch.Tensor | None,
     coarse_method: str,
-    weights: Optional[Mapping[str, float]] = None,
+    weights: Mapping[str, float] | None = None,
 ) -> torch.Tensor:
     """Weighted sum of the loss terms: w_c * contrastive + w_k * coarse + w_f * fine.
 

@@ -17,7 +17,7 @@ those, i.e. ties are counted in the query's favour (optimistic tie handling).
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ __all__ = [
 METRIC_KEYS = ("R1", "R5", "R10", "R50", "MdR", "MnR", "SumR")
 """Keys of the dict returned by :func:`retrieval_metrics`."""
 
-ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
+ArrayLike = np.ndarray | torch.Tensor | Sequence
 
 
 def _to_numpy(x: ArrayLike) -> np.ndarray:
@@ -70,7 +70,7 @@ def _as_index(idx: ArrayLike, length: int, upper: int, name: str, what: str) -> 
     return a.astype(np.int64)
 
 
-def query_ranks(sim: ArrayLike, gt: Optional[ArrayLike] = None) -> np.ndarray:
+def query_ranks(sim: ArrayLike, gt: ArrayLike | None = None) -> np.ndarray:
     """0-based rank of each query's correct item: how many items score strictly higher.
 
     ``sim`` is (queries x items); ``gt[i]`` is the column of query ``i``'s correct item,
@@ -91,7 +91,7 @@ def query_ranks(sim: ArrayLike, gt: Optional[ArrayLike] = None) -> np.ndarray:
     return (s > correct).sum(axis=1)
 
 
-def retrieval_metrics(sim: ArrayLike, gt: Optional[ArrayLike] = None) -> Dict[str, float]:
+def retrieval_metrics(sim: ArrayLike, gt: ArrayLike | None = None) -> dict[str, float]:
     """R@1/5/10/50 (percent), MdR, MnR and SumR of a similarity matrix.
 
     ``sim`` (queries x items) is a numpy array or torch tensor, higher = more similar;
@@ -128,7 +128,7 @@ def _video_to_text_sim(sim: np.ndarray, caption_video: np.ndarray) -> np.ndarray
     return s_v2t
 
 
-def video_to_text_metrics(sim: ArrayLike, caption_video: ArrayLike) -> Dict[str, float]:
+def video_to_text_metrics(sim: ArrayLike, caption_video: ArrayLike) -> dict[str, float]:
     """Video-to-text metrics: each video queries the captions.
 
     ``sim`` is (captions x videos); ``caption_video[i]`` is the index of caption ``i``'s

@@ -23,24 +23,32 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .analysis import teacher_batch
 from .data.frames import sampled_frame_seconds
+from .errors import ParamsError
 from .experiment.data import Data, first_caption_per_video, test_set
 from .experiment.plan import stage_plan
 from .experiment.runs import TEACHER_NAMES
 from .experiment.teachers import load_teacher, teacher_features_dir
-from .errors import ParamsError
 from .monitor import read_training_logs
 from .params import Params, load_params
+from .plots import (
+    Figure,
+    attention_figure,
+    rank_histogram_figure,
+    similarity_figure,
+    training_curves_figure,
+    training_log_figure,
+    video_frames_figure,
+)
 from .preflight import device_problems, teacher_problems
-from .plots import (Figure, attention_figure, rank_histogram_figure, similarity_figure, training_curves_figure,
-                    training_log_figure, video_frames_figure)
 from .progress import in_batch_run
 from .runlog import LOG_FORMAT
 from .scoring import cache_size, read_teacher_features

@@ -27,10 +27,10 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DataError
-from .files import write_text
-from .params import Params, load_params
 from .experiment.report import markdown_rows
 from .experiment.runs import TEACHER_NAMES, parse_run
+from .files import write_text
+from .params import Params, load_params
 
 METRICS = ("R1", "R5", "R10", "MdR", "MnR", "SumR")
 METRIC_NAMES = {"R1": "R@1", "R5": "R@5", "R10": "R@10", "MdR": "MdR", "MnR": "MnR", "SumR": "SumR"}
@@ -198,7 +198,7 @@ def comparison(experiments: list[Experiment], published: pd.DataFrame) -> pd.Dat
     merged = theirs.merge(ours, on=keys, how="outer", suffixes=("_paper", ""))
     planned = {(e.dataset, e.backbone): e.exp for e in experiments}
     merged["exp"] = [exp if isinstance(exp, str) else planned.get((d, b), "")
-                     for exp, d, b in zip(merged.exp, merged.dataset, merged.backbone)]
+                     for exp, d, b in zip(merged.exp, merged.dataset, merged.backbone, strict=True)]
     merged["status"] = ["not run" if pd.isna(s) else "run" for s in merged.seeds]
     for metric in METRICS:
         merged[f"{metric}_diff"] = merged[metric] - merged[f"{metric}_paper"]

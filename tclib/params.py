@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, get_args, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 import torch
 import yaml
@@ -123,7 +124,7 @@ class Params:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], source: str = "<params>") -> "Params":
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "<params>") -> Params:
         """Build from a mapping; `source` names the origin. Unknown keys, wrong types and invalid values
         are all reported at once: one ParamsError, one line per problem, each naming `source` and the key."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -152,7 +153,7 @@ class Params:
     def exp_dir(self) -> Path:
         return Path(self.results_dir) / self.exp
 
-    def resolved(self, root: str | Path | None = None) -> "Params":
+    def resolved(self, root: str | Path | None = None) -> Params:
         """These params with every path absolute: relative ones joined to the project root (or `root`),
         see tclib.project. clip_pretrained is a path only when it names a file (a pretrained tag such
         as "openai" has no '/' and no checkpoint suffix)."""

@@ -5,7 +5,7 @@ touches pyplot's global state: a notebook shows the Figure inline, a script save
 from __future__ import annotations
 
 import textwrap
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

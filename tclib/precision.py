@@ -4,7 +4,7 @@ float32 where the numbers must be exact to float32 (the teachers' scores, evalua
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

@@ -14,9 +14,10 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 log = logging.getLogger("tclib")
 
@@ -25,7 +26,7 @@ PROGRESS_EVERY = 30.0  # seconds between progress-bar lines in the log file (and
 
 
 @contextmanager
-def run_log(logs_dir: Path, name: str = "reproduce") -> Iterator["Console"]:
+def run_log(logs_dir: Path, name: str = "reproduce") -> Iterator[Console]:
     """Open logs/<name>-<time>.log; tclib's own log records go there too while the run lasts."""
     logs_dir.mkdir(parents=True, exist_ok=True)
     path = logs_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"

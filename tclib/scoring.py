@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from .data.npyrows import NpyRows
 from .errors import CheckpointError
 from .files import temporary_path
@@ -198,7 +199,7 @@ class TeacherRows:
         captions = torch.as_tensor(batch["caption_index"]).cpu().numpy()
         videos = torch.as_tensor(batch["video_index"]).cpu()
         rows = []
-        for name, features, position in zip(self.names, self.features, self.positions):
+        for name, features, position in zip(self.names, self.features, self.positions, strict=True):
             cached = position[videos.clamp(max=len(position) - 1)]
             if (videos >= len(position)).any() or (cached < 0).any():
                 raise ValueError(f"{name}: the batch has videos whose teacher features were not cached")
@@ -225,7 +226,7 @@ class CachedTeacherScores:
     def __call__(self, batch: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         rows = batch["teacher_rows"] if "teacher_rows" in batch else self.rows(batch)["teacher_rows"]
         logits, relevance = [], []
-        for teacher, features in zip(self.teachers, rows):
+        for teacher, features in zip(self.teachers, rows, strict=True):
             device = next(teacher.parameters()).device
             text, video = (_widened(features[side], device) for side in ("text", "video"))
             with full_float32(device.type):

@@ -20,8 +20,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import FolderInTheWay
 from .files import atomic_path, content_signature

@@ -23,9 +23,9 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -173,7 +173,7 @@ class StepMeter:
         names = list(self.sums)
         means = torch.stack([self.sums[n] for n in names]).div(self.steps).tolist() if names else []
         elapsed = time.perf_counter() - self.since
-        values = dict(zip(names, means), samples_per_s=self.steps * self.batch_size / elapsed,
+        values = dict(zip(names, means, strict=True), samples_per_s=self.steps * self.batch_size / elapsed,
                       data_wait_share=self.waited / elapsed)
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             values["gpu_memory_peak_gb"] = torch.cuda.max_memory_allocated() / 2**30

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from tclib.errors import CheckpointError, ParamsError
-from tclib.models import CLIP4Clip, TEACHERS, build_teacher, load_clip
+from tclib.models import TEACHERS, CLIP4Clip, build_teacher, load_clip
 from tclib.models.checkpoint import save_checkpoint
 
 

@@ -50,7 +50,7 @@ def test_batch_reads_are_item_reads_collated(synthetic_set, tmp_path):
                      lambda texts: torch.tensor([[len(t), 7] for t in texts]))
     # a batch read in the batch's order: rows out of order, repeated rows
     batch = ds.batch([15, 0, 4, 5, 0])
-    for i, item in zip([15, 0, 4, 5, 0], batch["frames"]):
+    for i, item in zip([15, 0, 4, 5, 0], batch["frames"], strict=True):
         torch.testing.assert_close(item, ds[i]["frames"], rtol=0, atol=0)
 
 

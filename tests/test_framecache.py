@@ -31,7 +31,7 @@ def test_shards_layout_and_read_back(synthetic_set, tmp_path):
     ref_frames = np.stack([f for f, _ in expected])
     ref_mask = np.stack([m for _, m in expected])
     assert ref_mask.sum() > 0
-    for vid, (frames, mask) in zip(videos, expected):
+    for vid, (frames, mask) in zip(videos, expected, strict=True):
         got_frames, got_mask = cache.get(vid)
         np.testing.assert_array_equal(got_frames, frames)
         np.testing.assert_array_equal(got_mask, mask)

@@ -95,7 +95,7 @@ def test_read_video_frames_sampled_colors(color_video):
     out = read_video_frames(path, Sampling(3, 16))
     assert out.shape == (3, 3, 16, 16) and out.dtype == np.uint8
     means = out.reshape(3, 3, -1).mean(axis=2)
-    for got, idx in zip(means, [0, 10, 20]):
+    for got, idx in zip(means, [0, 10, 20], strict=True):
         dist = np.abs(colors.astype(float) - got).max(axis=1)
         assert dist.argmin() == idx
         assert dist[idx] < 6

@@ -30,7 +30,7 @@ def pairs(synthetic_set, tmp_path_factory):
 
 def assert_same_batches(ours: list[dict], plain: list[dict]) -> None:
     assert len(ours) == len(plain) == 3  # 16 items, batches of 5, the last partial one dropped
-    for x, y in zip(ours, plain):
+    for x, y in zip(ours, plain, strict=True):
         assert x.keys() >= y.keys()
         for key in y:
             torch.testing.assert_close(torch.as_tensor(x[key]), torch.as_tensor(y[key]), rtol=0, atol=0)
@@ -88,5 +88,5 @@ def test_batches_moved_to_the_device_keep_their_structure_and_order():
                for i in range(4)]
     moved = list(on_device(iter(batches), torch.device("cpu")))
     assert [b["n"] for b in moved] == [0, 1, 2, 3]
-    assert all(torch.equal(m["rows"][0]["text"]["a"], b["rows"][0]["text"]["a"]) for m, b in zip(moved, batches))
+    assert all(torch.equal(m["rows"][0]["text"]["a"], b["rows"][0]["text"]["a"]) for m, b in zip(moved, batches, strict=True))
     assert to_device({"k": [torch.zeros(1)]}, torch.device("cpu"))["k"][0].device.type == "cpu"

@@ -9,8 +9,18 @@ import pytest
 
 from tclib import preflight
 from tclib.cli import main
-from tclib.memory import (GiB, clip_shape, estimate_params_memory, estimate_training_memory, measure_student_step,
-                          memory_problems, parse_bytes, student_head_params, usable_bytes, TrainingSetup)
+from tclib.memory import (
+    GiB,
+    TrainingSetup,
+    clip_shape,
+    estimate_params_memory,
+    estimate_training_memory,
+    measure_student_step,
+    memory_problems,
+    parse_bytes,
+    student_head_params,
+    usable_bytes,
+)
 from tclib.models import CLIP4Clip, load_clip
 from tclib.params import Params
 

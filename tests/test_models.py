@@ -7,7 +7,7 @@ import torch
 
 from tclib.errors import CheckpointError
 from tclib.losses import fine_teaching_loss
-from tclib.models import AFA, CLIP4Clip, XCLIP, Tokenizer, load_checkpoint, load_clip, masked_mean_pool
+from tclib.models import AFA, XCLIP, CLIP4Clip, Tokenizer, load_checkpoint, load_clip, masked_mean_pool
 from tclib.models.checkpoint import save_checkpoint
 
 
@@ -224,7 +224,7 @@ def test_xclip_loads_a_checkpoint_with_reference_key_names(tmp_path, clip):
     path = save_checkpoint(reference, tmp_path / "msrvtt-9k_xclip_model.bin")
     fresh = XCLIP(load_clip("tclib-tiny"), max_words=32, max_frames=12, temporal_layers=2)
     load_checkpoint(fresh, path)
-    for (name, a), b in zip(teacher.state_dict().items(), fresh.state_dict().values()):
+    for (name, a), b in zip(teacher.state_dict().items(), fresh.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     # the same logits and relevance on the same input, a padded video included
     torch.manual_seed(3)

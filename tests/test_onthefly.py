@@ -26,7 +26,7 @@ def _tokenize(texts: list[str]) -> torch.Tensor:
 def test_on_the_fly_equals_cache(synthetic_set, tmp_path):
     table = read_annotations("msrvtt", synthetic_set, "train")
     test = read_annotations("msrvtt", synthetic_set, "test")
-    videos = dict(zip(table.video_id, table.video_path)) | dict(zip(test.video_id, test.video_path))
+    videos = dict(zip(table.video_id, table.video_path, strict=True)) | dict(zip(test.video_id, test.video_path, strict=True))
     assert len(videos) == 6
     cache = build_frame_cache(videos, tmp_path / "cache", SAMPLING, shard_size=4)
     decoded = DecodedFrames(videos, SAMPLING)
@@ -37,7 +37,7 @@ def test_on_the_fly_equals_cache(synthetic_set, tmp_path):
                 for source in (cache, decoded)]
     batches = [list(torch.utils.data.DataLoader(ds, batch_size=5)) for ds in datasets]
     assert len(batches[0]) == len(batches[1]) == -(-len(table) // 5)
-    for from_cache, on_the_fly in zip(*batches):
+    for from_cache, on_the_fly in zip(*batches, strict=True):
         assert from_cache.keys() == on_the_fly.keys()
         for key in from_cache:
             torch.testing.assert_close(from_cache[key], on_the_fly[key], rtol=0, atol=0)

@@ -3,10 +3,10 @@ environment.yml and pyproject.toml listing the same dependencies."""
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from tclib.cli import experiment_notebooks

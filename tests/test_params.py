@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from tclib.errors import ParamsError
-from tclib.project import project_root
 from tclib.params import Params, load_params
+from tclib.project import project_root
 
 PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import N_TRAIN, read_json_file
 
 from tclib.data import PAPER_COUNTS, READERS, VideoIndex, check_dataset, get_reader, read_annotations
 from tclib.data.readers import COLUMNS, coerce_options
 from tclib.errors import DataError
-
-from conftest import N_TRAIN, read_json_file
 
 
 def touch(path: Path) -> Path:

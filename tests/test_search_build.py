@@ -23,7 +23,7 @@ from tclib.search import build as build_module
 from tclib.search.build import build_index
 from tclib.search.model import ModelMismatch, student_spec
 from tclib.search.query import Index
-from tclib.search.store import IndexMismatch, ShardVectors, read_manifest, read_units
+from tclib.search.store import ShardVectors, read_manifest, read_units
 from tclib.search.units import CollectionError, collection_of
 
 RUN, SEED = "teachclip:xclip", 0

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from safetensors.torch import save_file
 from conftest import ROOT
+from safetensors.torch import save_file
 
 from tclib.cli import main
 from tclib.errors import CheckpointError, ParamsError

@@ -53,6 +53,6 @@ def test_the_approximate_index_finds_what_exact_search_finds(kind, tmp_path):
     as_stored = x.astype(np.float16).astype(np.float32)
     np.testing.assert_allclose(scores, np.take_along_axis(queries @ as_stored.T, ids, 1), rtol=1e-5)  # re-ranked exactly
     exact = vectors.exact_top(stored, queries, 10)
-    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ids, exact)]) >= 0.9
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ids, exact, strict=True)]) >= 0.9
     tuned = vectors.build(tmp_path, units, 64, vectors.choose(len(x), 64, kind), queries=clustered(50, 64, seed=3))
     assert tuned["tuned_on"] == "50 queries" and tuned["recall_at_10"] >= 0.95  # on the queries it was tuned on

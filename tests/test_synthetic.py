@@ -58,7 +58,7 @@ def test_synthetic_round_trip(synthetic_set):
     by_video: dict[str, list[str]] = {}
     for s in sentences:
         by_video.setdefault(s["video_id"], []).append(s["caption"])
-    for vid, caption in zip(test["video_id"], test["caption"]):
+    for vid, caption in zip(test["video_id"], test["caption"], strict=True):
         assert caption in (by_video[vid][0], by_video[vid][2])  # first caption of a scene
     with open(synthetic_set / "MSRVTT_JSFUSION_test.csv") as f:
         rows = list(csv.DictReader(f))

@@ -81,7 +81,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
         train(fresh_model(), Points(), interrupted, CONFIG, tmp_path / "resumed")
     assert (tmp_path / "resumed" / "last.pt").is_file()
     resumed = train(fresh_model(), Points(), mse, CONFIG, tmp_path / "resumed")
-    for a, b in zip(straight.parameters(), resumed.parameters()):
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.allclose(a, b)
 
 
@@ -151,7 +151,7 @@ def host_reads(monkeypatch):
     """Counts the calls of the tensor methods that read a value back to the host."""
     counts = {name: 0 for name in HOST_READS}
     for name in HOST_READS:
-        def counting(self, *args, __name=name, __method=getattr(torch.Tensor, name), **kwargs):
+        def counting(self, *args, __name=name, __method=getattr(torch.Tensor, name), **kwargs):  # noqa: B008 (bound per name)
             counts[__name] += 1
             return __method(self, *args, **kwargs)
         monkeypatch.setattr(torch.Tensor, name, counting)
@@ -233,6 +233,6 @@ def test_a_compiled_student_trains_as_the_plain_one(tmp_path, monkeypatch):
     config = TrainConfig(epochs=1, batch_size=3, lr=1e-3, clip_lr_scale=1.0, device="cpu", warmup_proportion=0.0)
     plain = train(student(), Batches(), objective, config, tmp_path / "plain")
     compiled = train(student(), Batches(), objective, dataclasses.replace(config, compile=True), tmp_path / "compiled")
-    for (name, a), b in zip(plain.named_parameters(), compiled.parameters()):
+    for (name, a), b in zip(plain.named_parameters(), compiled.parameters(), strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
-    assert not all(torch.equal(a, b) for a, b in zip(plain.parameters(), student().parameters()))  # it trained
+    assert not all(torch.equal(a, b) for a, b in zip(plain.parameters(), student().parameters(), strict=True))  # it trained

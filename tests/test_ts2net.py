@@ -7,8 +7,14 @@ from open_clip.model import CLIP
 from tclib.errors import CheckpointError
 from tclib.models import Tokenizer, load_checkpoint, load_clip
 from tclib.models.checkpoint import save_checkpoint
-from tclib.models.teachers.ts2net import (SHIFTED_ATTENTION_KEYS, UNUSED_KEYS, TS2Net, select_tokens,
-                                          shift_tokens, token_mask)
+from tclib.models.teachers.ts2net import (
+    SHIFTED_ATTENTION_KEYS,
+    UNUSED_KEYS,
+    TS2Net,
+    select_tokens,
+    shift_tokens,
+    token_mask,
+)
 
 # Our names -> the names TeachCLIP's TS2-Net module gives its parameters (the inverse of adapt_state_dict).
 TO_REFERENCE = {"temporal.frame_position_embeddings.": "frame_position_embeddings.",
@@ -192,7 +198,7 @@ def test_shifted_layer_attention_keys(tmp_path, batch):
                        trained.clip.visual.transformer.resblocks[9].attn.in_proj_weight)
     shifted = TS2Net(twelve_layer_clip(), max_words=32, max_frames=4, token_shift=True).eval()
     load_checkpoint(shifted, path)
-    for a, b in zip(trained.state_dict().values(), shifted.state_dict().values()):
+    for a, b in zip(trained.state_dict().values(), shifted.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     shifted_logits, _ = scores_of(shifted, batch)
     shifted.token_shift = False

@@ -179,7 +179,7 @@ def as_xpool_release(teacher: XPool) -> dict:
                 block = f"clip.{tower}.encoder.layers.{index}."
                 if rest.startswith("attn.in_proj_"):
                     kind = rest.removeprefix("attn.in_proj_")
-                    for part, chunk in zip("qkv", value.chunk(3)):
+                    for part, chunk in zip("qkv", value.chunk(3), strict=True):
                         hf[f"{block}self_attn.{part}_proj.{kind}"] = chunk.clone()
                 else:
                     hf[block + swap_prefix(rest, HF_BLOCK)] = value
@@ -199,9 +199,9 @@ def test_loads_x_pool_release_layout_strictly(tmp_path, clip_name):
     path = save_checkpoint(release, tmp_path / "model_best.pth")
     fresh = random_xpool(clip_name, seed=3)
     load_checkpoint(fresh, path)
-    for (name, a), b in zip(teacher.state_dict().items(), fresh.state_dict().values()):
+    for (name, a), b in zip(teacher.state_dict().items(), fresh.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    for before, after in zip(scores(teacher), scores(fresh)):  # logits, relevance; video 1 is padded
+    for before, after in zip(scores(teacher), scores(fresh), strict=True):  # logits, relevance; video 1 is padded
         assert torch.equal(before, after)
 
 

@@ -161,7 +161,7 @@ def check_notebook(browser, port: int, notebook: Path, screenshots: Path) -> lis
     cells = json.loads(notebook.read_text())["cells"]
     shown = open_notebook(browser, port, notebook.relative_to(ROOT).as_posix(), len(cells))
     problems = []
-    for i, (cell, dom) in enumerate(zip(cells, shown)):
+    for i, (cell, dom) in enumerate(zip(cells, shown, strict=False)):
         where = f"{notebook.name} cell {i + 1}"
         if any(o.get("output_type") == "error" for o in cell.get("outputs", [])) or dom["stderr"]:
             problems.append(f"{where}: shows an error or stderr output")
@@ -216,7 +216,7 @@ def run_all_live(browser, port: int, notebook: Path, screenshots: Path) -> list[
     problems = [f"{notebook.name} (live) cell {i + 1}: shows an error or stderr output"
                 for i, d in enumerate(shown) if d["stderr"]]
     problems += [f"{notebook.name} (live) cell {i + 1}: a figure cell shows no image"
-                 for i, (cell, d) in enumerate(zip(cells, shown))
+                 for i, (cell, d) in enumerate(zip(cells, shown, strict=False))
                  if "figure" in cell.get("metadata", {}).get("tags", []) and not d["images"]]
     if notebook.stem not in LIVE_NOTEBOOKS:
         pass

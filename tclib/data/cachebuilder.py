@@ -17,17 +17,33 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
 from ..files import content_signature, write_text
+from .framecache import (
+    DEFAULT_JPEG_QUALITY,
+    DEFAULT_SHARD_SIZE,
+    MANIFEST_VERSION,
+    FrameCache,
+    Source,
+    VideoSpec,
+    cache_params,
+    check_params,
+    open_shard,
+    read_index,
+    read_manifest,
+    segments_of,
+    shard_layout,
+    stored_layout,
+    stored_params,
+    video_sources,
+)
 from .frames import Sampling, read_padded_frames
-from .framecache import (DEFAULT_JPEG_QUALITY, DEFAULT_SHARD_SIZE, MANIFEST_VERSION, FrameCache, Source, VideoSpec,
-                         cache_params, check_params, open_shard, read_index, read_manifest, segments_of,
-                         shard_layout, stored_layout, stored_params, video_sources)
 from .jpegrows import JpegRows, encode_frames, index_path
 from .npyrows import NpyRows
 from .pool import parallel_map
@@ -151,7 +167,7 @@ class CacheBuild:
     def todo(self) -> list[tuple[int, Source, Sampling, dict]]:
         """The rows to decode: neither done nor failed on a file that has not changed since."""
         tasks = []
-        for row, (vid, source) in enumerate(zip(self.ids, self.sources)):
+        for row, (vid, source) in enumerate(zip(self.ids, self.sources, strict=True)):
             failed_before = vid in self.failed and self.failed[vid].get("signature") == content_signature(source[0])
             if not self.done[row] and not failed_before:
                 tasks.append((row, source, self.sampling, self.params))

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from ..progress import progress
 
 from tclib.data.readers import get_reader
 from tclib.errors import DataError
+
+from ..progress import progress
 
 __all__ = ["CheckReport", "SplitCheck", "check_dataset", "probe_video"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ class PairDataset(Dataset):
         video_ids = [str(v) for v in video_ids]
         if len(captions) != len(video_ids):
             raise DataError(f"{len(captions)} captions but {len(video_ids)} video ids")
-        for caption, vid in zip(captions, video_ids):
+        for caption, vid in zip(captions, video_ids, strict=True):
             if not caption.strip():
                 raise DataError(f"empty caption for {vid}")
         self.captions = captions

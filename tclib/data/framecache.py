@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol, Sequence, Union, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
@@ -54,7 +55,7 @@ DEFAULT_SHARD_SIZE = 512
 MANIFEST_VERSION = 2
 
 #: a video: its path, or (path, start_time, end_time) for a segment in whole seconds
-VideoSpec = Union[str, os.PathLike, tuple]
+VideoSpec = str | os.PathLike | tuple
 Source = tuple[str, "int | None", "int | None"]
 
 
@@ -138,7 +139,7 @@ def video_sources(videos: Mapping[str, VideoSpec], where: str) -> tuple[list[str
 
 def segments_of(ids: Sequence[str], sources: Sequence[Source]) -> dict[str, list[int]]:
     """{clip id: [start, end]} for the entries that are segments."""
-    return {vid: [s, e] for vid, (_, s, e) in zip(ids, sources) if s is not None}
+    return {vid: [s, e] for vid, (_, s, e) in zip(ids, sources, strict=True) if s is not None}
 
 
 # ---------------------------------------------------------------------------------------- layout
@@ -296,7 +297,7 @@ class FrameCache:
     @property
     def complete(self) -> bool:
         """True when every video was either decoded or recorded as failed."""
-        return all(d or v in self.failed for v, d in zip(self.video_ids, self.done))
+        return all(d or v in self.failed for v, d in zip(self.video_ids, self.done, strict=True))
 
     def __len__(self) -> int:
         return len(self.video_ids)

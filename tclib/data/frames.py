@@ -28,8 +28,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -336,13 +337,10 @@ def _decode(path: str, sampling: Sampling, indices_of: Callable[[int, float], np
     vr, frame_count, fps = _open_video(path)
     try:
         indices = indices_of(frame_count, fps)
+        batch, decord_error = _to_numpy(vr.get_batch(indices.tolist())), None
     except DataError:
-        del vr
         raise
-    try:
-        batch = _to_numpy(vr.get_batch(indices.tolist()))
-        decord_error = None
-    except Exception as exc:
+    except Exception as exc:  # decord raises its own error types
         batch, decord_error = None, exc
     finally:
         del vr
@@ -400,7 +398,7 @@ def _short(exc: BaseException, limit: int = 300) -> str:
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
-def normalize_frames(frames: "torch.Tensor") -> "torch.Tensor":
+def normalize_frames(frames: torch.Tensor) -> torch.Tensor:
     """uint8 frames (..., 3, H, W) -> float32 ``(x / 255 - CLIP_MEAN) / CLIP_STD``, on the frames' device."""
     import torch
 
@@ -411,7 +409,7 @@ def normalize_frames(frames: "torch.Tensor") -> "torch.Tensor":
 _CLIP_CONSTANTS: dict = {}  # device -> CLIP's mean and std on it
 
 
-def _clip_constants(device: "torch.device") -> tuple["torch.Tensor", "torch.Tensor"]:
+def _clip_constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """CLIP's mean and std as (3, 1, 1) float32 tensors on `device`, made once per device (a tensor
     made from Python numbers on a GPU is a copy from the host)."""
     import torch

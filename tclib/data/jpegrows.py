@@ -11,7 +11,7 @@ A frame of length 0 is all zeros: padding slots, and videos that failed to decod
 side by side, so reading a video is one read of its byte range, then one JPEG decode per frame
 (libjpeg-turbo through Pillow). Frames are stored without chroma subsampling (4:4:4). JPEG is
 lossy: at the default quality 90 a 224-px frame reads back within a few grey levels of the raw one
-(the README gives the measured difference, size and speed); the format is chosen per experiment (``frame_cache_format``) and is part of the cache's
+(docs/benchmarks.md gives the measured difference, size and speed); the format is chosen per experiment (``frame_cache_format``) and is part of the cache's
 identity, so raw and JPEG caches never mix.
 
 Writes append: a video written again after an interrupted build is appended anew, and the bytes
@@ -21,10 +21,9 @@ with the blob before the manifest marks the video done.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
-
-import io
 
 import numpy as np
 from PIL import Image
@@ -102,7 +101,7 @@ class JpegRows:
         if len(rows) == 0:
             return
         spans = self.index.read(rows)  # (n, F, 2)
-        for row, span, position in zip(rows, spans, positions):
+        for row, span, position in zip(rows, spans, positions, strict=True):
             offsets, lengths = span[:, 0], span[:, 1]
             stored = np.flatnonzero(lengths > 0)
             out[position] = 0
@@ -158,7 +157,7 @@ class JpegRows:
         self.index.close()
 
     @staticmethod
-    def create(path: str | os.PathLike, shape: tuple[int, ...], quality: int) -> "JpegRows":
+    def create(path: str | os.PathLike, shape: tuple[int, ...], quality: int) -> JpegRows:
         """An empty shard of `shape` (videos, F, 3, S, S): an empty blob and a zero index, open "r+"."""
         Path(path).write_bytes(b"")
         NpyRows.create(index_path(path), (shape[0], shape[1], 2), np.int64).close()

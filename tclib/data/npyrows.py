@@ -136,7 +136,7 @@ class NpyRows:
         self._file.close()
 
     @staticmethod
-    def create(path: str | os.PathLike, shape: tuple[int, ...], dtype: np.dtype | type) -> "NpyRows":
+    def create(path: str | os.PathLike, shape: tuple[int, ...], dtype: np.dtype | type) -> NpyRows:
         """A new zero-filled .npy file of `shape` (sparse where the file system allows), open "r+"."""
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
                   "shape": tuple(shape)}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ..errors import DataError
-from .frames import Sampling, read_padded_frames, sampled_frame_count
 from .framecache import Source, VideoSpec, cache_params, frame_shape, segments_of, video_sources
+from .frames import Sampling, read_padded_frames, sampled_frame_count
 from .pool import parallel_map
 from .rows import RowView, as_rows
 

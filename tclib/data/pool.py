@@ -6,7 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections import deque
-from typing import Callable, Iterator, Sequence, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from ..progress import progress
 

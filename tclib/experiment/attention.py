@@ -63,7 +63,7 @@ def attention_report(P: Params, data: Data, out_dir: Path | None = None) -> tupl
     test = test_set(P, data)
     truth, kinds = ground_truth(P.data_root, data.cache.sampling)
     weights = frame_weights(P, data, test, resolve_device(P.device))
-    keys = [(test.video_ids[v], c) for v, c in zip(test.caption_video, data.test.caption)]
+    keys = [(test.video_ids[v], c) for v, c in zip(test.caption_video, data.test.caption, strict=True)]
     stats = correlation_table(weights, truth, kinds, keys)
     stats.to_csv(out_dir / "attention_correlation.csv", index=False)
     figure = heatmaps(P, data, weights, truth, keys)

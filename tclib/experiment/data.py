@@ -17,16 +17,24 @@ read it. Folders made before this rule are found again through `Data.earlier` (t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import open_clip
 import pandas as pd
 
-from ..data import (DecodedFrames, FrameCache, PairDataset, Sampling, build_frame_cache, read_annotations,
-                    write_synthetic_msrvtt)
+from ..data import (
+    DecodedFrames,
+    FrameCache,
+    PairDataset,
+    Sampling,
+    build_frame_cache,
+    read_annotations,
+    write_synthetic_msrvtt,
+)
 from ..data.framecache import cache_params
 from ..errors import ParamsError
 from ..evaluate import TestSet
@@ -216,7 +224,7 @@ def earlier_frames(P: Params, videos: dict, stage: Stage, adopt: bool) -> Path |
 
 def train_fingerprint(frames_fp: str, train: pd.DataFrame) -> str:
     """The training data as the models see it: the frames and each (video, caption) pair, in order."""
-    return fingerprint(frames_fp, list(zip(train.clip_id, train.caption)))
+    return fingerprint(frames_fp, list(zip(train.clip_id, train.caption, strict=True)))
 
 
 # -------------------------------------------------------------------------------------- backbone

@@ -29,8 +29,8 @@ def summary_table(metrics: pd.DataFrame, direction: str = "t2v") -> pd.DataFrame
     grouped = metrics.groupby("model", observed=True)[columns]
     mean, std = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
     table = pd.DataFrame(index=mean.index)
-    for column, name in zip(columns, ["R@1", "R@5", "R@10", "MdR", "MnR", "SumR"]):
-        table[name] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(mean[column], std[column])]
+    for column, name in zip(columns, ["R@1", "R@5", "R@10", "MdR", "MnR", "SumR"], strict=True):
+        table[name] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(mean[column], std[column], strict=True)]
     table["seeds"] = grouped.size().values
     return table.reset_index()
 

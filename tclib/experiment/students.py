@@ -14,7 +14,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from ..files import write_text
 from ..models import CLIP4Clip, load_checkpoint, load_clip
 from ..params import Params

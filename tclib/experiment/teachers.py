@@ -17,13 +17,20 @@ from typing import Any
 import torch
 
 from ..data import PairDataset
+from ..files import write_text
 from ..models import Teacher, build_teacher, load_checkpoint, load_clip
 from ..models.checkpoint import save_checkpoint
 from ..params import Params
-from ..files import write_text
 from ..project import relative_to_root
-from ..scoring import (MANIFEST, CachedTeacherScores, OnlineTeacherScores, file_sha256, read_teacher_features,
-                       strings_sha256, write_teacher_features)
+from ..scoring import (
+    MANIFEST,
+    CachedTeacherScores,
+    OnlineTeacherScores,
+    file_sha256,
+    read_teacher_features,
+    strings_sha256,
+    write_teacher_features,
+)
 from ..stages import Stage, StageInputs, adopt_folder, fingerprint, read_record
 from ..teaching import ContrastiveObjective
 from ..train import resolve_device, seed_everything, train

@@ -33,8 +33,17 @@ the estimate to ±25 % of it. `memory_problems(params)` is the pre-flight's verd
 
 from __future__ import annotations
 
-from .estimate import (GiB, MemoryEstimate, TrainingSetup, clip_shape, estimate, estimate_params_memory,
-                       estimate_training_memory, setup_from_params, student_head_params)
+from .estimate import (
+                       GiB,
+                       MemoryEstimate,
+                       TrainingSetup,
+                       clip_shape,
+                       estimate,
+                       estimate_params_memory,
+                       estimate_training_memory,
+                       setup_from_params,
+                       student_head_params,
+)
 from .measure import LiveBytes, measure_student_step, measure_training_peak
 from .planning import gpu_memory, memory_problems, parse_bytes, report, usable_bytes, verdict
 

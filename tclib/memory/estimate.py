@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 from ..errors import ParamsError
 
-
 GiB = 2**30
 GB = 10**9
 CUDA_CONTEXT_BYTES = 1 * GiB  # what the CUDA context and the caching allocator's slack take besides tensors

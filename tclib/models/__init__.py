@@ -5,7 +5,7 @@ from .backbone import Tokenizer, encode_frames, encode_text_tokens, load_clip
 from .checkpoint import load_checkpoint, save_checkpoint
 from .outputs import RetrievalOutput, StudentOutput
 from .student import CLIP4Clip, TemporalTransformer, masked_mean_pool
-from .teachers import TEACHERS, Teacher, XCLIP, build_teacher
+from .teachers import TEACHERS, XCLIP, Teacher, build_teacher
 
 __all__ = [
     "AFA", "CLIP4Clip", "RetrievalOutput", "StudentOutput", "TEACHERS", "Teacher", "TemporalTransformer", "Tokenizer",

@@ -54,7 +54,7 @@ class TemporalTransformer(nn.Module):
         positions = clip.positional_embedding.detach()
         with torch.no_grad():
             self.frame_position_embeddings.weight.copy_(positions)
-        for mine, theirs in zip(self.transformer.resblocks, text.resblocks):
+        for mine, theirs in zip(self.transformer.resblocks, text.resblocks, strict=False):  # the first layers
             mine.load_state_dict(theirs.state_dict())
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

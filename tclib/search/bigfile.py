@@ -109,5 +109,5 @@ def export_split(P, run: str | None, seed: int | None, out: str | Path, device: 
     queries = [f"q{i}" for i in range(len(text))]
     write_bigfile(out / "videos", list(test.video_ids), video)
     write_bigfile(out / "queries", queries, text)
-    write_ground_truth(out / "gt.txt", [(q, test.video_ids[v]) for q, v in zip(queries, test.caption_video)])
+    write_ground_truth(out / "gt.txt", [(q, test.video_ids[v]) for q, v in zip(queries, test.caption_video, strict=True)])
     return out

@@ -33,8 +33,16 @@ from ..stages import fingerprint
 from ..train import resolve_device
 from . import vectors
 from .model import StudentSpec, spec_from_record
-from .store import (FAISS, finished_shards, read_manifest, unit_identity, write_failures, write_manifest,
-                    write_shard, write_units)
+from .store import (
+    FAISS,
+    finished_shards,
+    read_manifest,
+    unit_identity,
+    write_failures,
+    write_manifest,
+    write_shard,
+    write_units,
+)
 from .units import Collection, CollectionError, unit_frames
 
 log = logging.getLogger(__name__)
@@ -157,7 +165,7 @@ def _encode_chunk(out: Path, collection: Collection, identities: list[str], chun
     results = parallel_map(decode_unit, tasks, workers, "decode", window=2 * batch_size, min_bar=math.inf)
     rows, parts, failed, batch = [], [], {}, []
     waited = time.perf_counter()
-    for i, result in zip(chunk, results):
+    for i, result in zip(chunk, results, strict=True):
         report.decode_seconds += time.perf_counter() - waited
         if isinstance(result, str):
             failed[identities[i]] = result
@@ -202,7 +210,7 @@ def _finish(out: Path, collection: Collection, identities: list[str], spec: Stud
     units["row"] = [w[1] for w in where if w is not None]
     failures = dict(collection.failures)
     failures.update({key: failed.get(ident, "not encoded") for key, ident, w in
-                     zip(collection.units.key, identities, where) if w is None})
+                     zip(collection.units.key, identities, where, strict=True) if w is None})
     report.units, report.failed = len(units), len(failures)
     write_failures(out, failures)
     if units.empty:

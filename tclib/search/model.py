@@ -73,12 +73,12 @@ class StudentSpec:
         load_checkpoint(student, resolve_path(self.checkpoint))
         return student.eval()
 
-    def differences(self, other: "StudentSpec") -> list[str]:
+    def differences(self, other: StudentSpec) -> list[str]:
         """The identity fields in which `other` differs from this spec."""
         mine, theirs = self.identity, other.identity
         return [key for key in mine if mine[key] != theirs.get(key)]
 
-    def check_same(self, other: "StudentSpec", where: str) -> None:
+    def check_same(self, other: StudentSpec, where: str) -> None:
         """ModelMismatch naming the fields when `other` would encode other vectors than this spec."""
         changed = self.differences(other)
         if changed:

@@ -78,9 +78,9 @@ class Index:
             raise ParamsError(f"k must be ≥ 1, got {k}")
         scores, ids = search(self.stored, self.index, self.choice, self.encode(queries), k)
         rows = []
-        for query, query_scores, query_ids in zip(queries, scores, ids):
+        for query, query_scores, query_ids in zip(queries, scores, ids, strict=True):
             truncated = self.tokenizer.truncated(query)
-            for rank, (score, unit) in enumerate(zip(query_scores, query_ids), 1):
+            for rank, (score, unit) in enumerate(zip(query_scores, query_ids, strict=True), 1):
                 u = self.units.iloc[int(unit)]
                 start, end = (None, None) if pd.isna(u.start) else (float(u.start), float(u.end))
                 rows.append((query, rank, float(score), u.key, u.video_id, self.file_of(u.path), start, end, u.clock,

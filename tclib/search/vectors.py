@@ -53,7 +53,7 @@ class IndexChoice:
     ef_search: int = 0  # hnsw: candidates kept while searching
 
     @classmethod
-    def of_record(cls, record: dict) -> "IndexChoice":
+    def of_record(cls, record: dict) -> IndexChoice:
         """The choice a manifest's index record holds (an older record lacks the fields added since)."""
         return cls(**{f.name: record[f.name] for f in fields(cls) if f.name in record})
 
@@ -216,7 +216,7 @@ def recall_at_10(stored: ShardVectors, index, choice: IndexChoice, queries: np.n
     exact = exact_top(stored, queries, 10 + extra) if exact is None else exact
     _, approx = search(stored, index, choice, queries, 10 + extra)
     recalls = []
-    for i, (a, e) in enumerate(zip(approx, exact)):
+    for i, (a, e) in enumerate(zip(approx, exact, strict=True)):
         if own is not None:
             a, e = a[a != own[i]][:10], e[e != own[i]][:10]
         recalls.append(len(set(a) & set(e)) / 10)

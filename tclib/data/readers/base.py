@@ -72,7 +72,7 @@ class AnnotationReader(ABC):
         index = VideoIndex(root, videos_dir)
         df["split"] = split
         df["clip_id"] = [
-            vid if pd.isna(s) else f"{vid}@{s}-{e}" for vid, s, e in zip(df["video_id"], df["start"], df["end"])
+            vid if pd.isna(s) else f"{vid}@{s}-{e}" for vid, s, e in zip(df["video_id"], df["start"], df["end"], strict=True)
         ]
         paths = {vid: index.find(self.video_stems(vid)) for vid in dict.fromkeys(df["video_id"])}
         df["video_path"] = df["video_id"].map(paths)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -43,4 +44,4 @@ class MsrvttReader(AnnotationReader):
             table = json_captions(locate(root, "MSRVTT_data.json"), csv_path, bool(options["expand_sentences"]))
         else:
             table = csv_captions(csv_path)
-        return rows_table([(v, c, None, None) for v, c in zip(table["video_id"], table["caption"])])
+        return rows_table([(v, c, None, None) for v, c in zip(table["video_id"], table["caption"], strict=True)])

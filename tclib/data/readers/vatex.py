@@ -38,4 +38,4 @@ class VatexReader(AnnotationReader):
             table = json_captions(json_path, csv_path, bool(options["expand_sentences"]))
         else:
             table = csv_captions(csv_path)
-        return rows_table([(v, c, None, None) for v, c in zip(table["video_id"], table["caption"])])
+        return rows_table([(v, c, None, None) for v, c in zip(table["video_id"], table["caption"], strict=True)])
