@@ -68,11 +68,6 @@ def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int
     return sim.float().numpy(), {"floats_per_video": float(stored), "score_seconds": seconds}
 
 
-def evaluate(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int, device: torch.device) -> dict[str, float]:
-    """Text->video and video->text metrics (keys t2v_R1, ..., v2t_MnR) and the costs."""
-    return metrics_of(*similarity_matrix(model, test, batch_size, device), test)
-
-
 INFERENCES = ("plain", "dsl")
 """How a similarity matrix is turned into rankings: as it is, or with dual-softmax inference."""
 

@@ -39,7 +39,7 @@ def test_rerun_skips_finished_stages(demo_run, monkeypatch):
 def test_a_student_saved_by_the_reference_code_is_evaluated_without_training(demo_run, tmp_path, monkeypatch):
     """student_checkpoints: a file in the reference's key layout (here: a trained student's weights
     renamed as TeachCLIP's save_model writes them) is evaluated as it is, and gives the same metrics."""
-    from tclib.evaluate import evaluate
+    from tclib.evaluate import metrics_of, similarity_matrix
     from tclib.train import resolve_device
 
     _, params = demo_run
@@ -63,8 +63,8 @@ def test_a_student_saved_by_the_reference_code_is_evaluated_without_training(dem
     test = experiment_data.test_set(given, data)
     device = resolve_device("cpu")
     assert student_seeds(given, run) == [None]
-    ours = evaluate(load_student(params, data, run, 0), test, 50, device)
-    theirs = evaluate(load_student(given, data, run, None), test, 50, device)
+    ours = metrics_of(*similarity_matrix(load_student(params, data, run, 0), test, 50, device), test)
+    theirs = metrics_of(*similarity_matrix(load_student(given, data, run, None), test, 50, device), test)
     for key in ours:
         if key != "score_seconds":
             assert theirs[key] == ours[key], key

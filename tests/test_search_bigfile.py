@@ -46,9 +46,15 @@ def test_an_index_exported_and_indexed_again_searches_the_same(demo_run, synthet
     np.testing.assert_allclose(a.score, b.score, atol=2e-3)  # float16 vectors, normalized again
 
 
-def test_the_split_features_give_tclibs_metrics_under_teachclips_evaluation(demo_run, tmp_path):
+def test_the_split_features_give_tclibs_metrics_under_teachclips_evaluation(demo_run, tmp_path, monkeypatch):
+    import tclib.experiment.data as data_stage
+
     exp_dir, P = demo_run
+    reads = []
+    prepared = data_stage.prepared_data
+    monkeypatch.setattr(data_stage, "prepared_data", lambda *args: reads.append(1) or prepared(*args))
     out = export_split(P, RUN, SEED, tmp_path / "export")
+    assert len(reads) == 1  # the data stage is read once, for the student and for the test set
     # TeachCLIP's evaluation.py: queries and videos in the order the gt file names them first, both
     # L2-normalized, one similarity matrix; with one caption per video its metrics are the matrix's
     pairs = [line.split("\t") for line in (out / "gt.txt").read_text().splitlines()]

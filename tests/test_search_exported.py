@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from tclib.cli import main
 from tclib.errors import CheckpointError, ParamsError
-from tclib.experiment.data import annotations
+from tclib.experiment.data import split_annotations
 from tclib.experiment.runs import parse_run
 from tclib.models.checkpoint import read_checkpoint
 from tclib.project import resolve_path
@@ -80,7 +80,7 @@ def test_an_exported_student_indexes_the_test_split_with_the_ranks_of_its_own(de
                  str(exported), "--workers", "1"]) == 0
     index = Index(out)
     assert index.spec.checkpoint.endswith("model.safetensors") and index.spec.run == RUN
-    test = annotations(P, P.test_split)
+    test = split_annotations(P, P.test_split)
     k = len(index)
     results = index.search(list(test.caption), k=k)
     ours = [int(results.iloc[i * k:(i + 1) * k].query("key == @clip")["rank"].item())

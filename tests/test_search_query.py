@@ -8,7 +8,7 @@ import pytest
 
 from tclib.cli import main
 from tclib.errors import ParamsError
-from tclib.experiment.data import annotations
+from tclib.experiment.data import split_annotations
 from tclib.experiment.runs import parse_run
 from tclib.search.build import build_index
 from tclib.search.model import ModelMismatch, student_spec
@@ -30,7 +30,7 @@ def test_index(demo_run, tmp_path_factory):
 
 def test_searching_every_test_caption_gives_the_ranks_of_the_evaluation(demo_run, test_index):
     exp_dir, P = demo_run
-    test = annotations(P, P.test_split)
+    test = split_annotations(P, P.test_split)
     index = Index(test_index)
     assert len(index) == test.clip_id.nunique() and index.manifest["index"]["kind"] == "exact"
     results = index.search(list(test.caption), k=len(index))

@@ -130,10 +130,10 @@ def data_of(P: Params, train: pd.DataFrame, test: pd.DataFrame, cache: FrameCach
 
 
 def read_splits(P: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return annotations(P, P.train_split), annotations(P, P.test_split)
+    return split_annotations(P, P.train_split), split_annotations(P, P.test_split)
 
 
-def annotations(P: Params, split: str) -> pd.DataFrame:
+def split_annotations(P: Params, split: str) -> pd.DataFrame:
     """One split's rows with a caption (gallery-only videos of the TeachCLIP layout are left out)."""
     table = read_annotations(P.dataset, P.data_root, split, P.videos_dir or None, **P.data_options)
     unlabelled = table.caption.isna()

@@ -37,8 +37,8 @@ def found_stages(P: Params, data: Data, adopt: bool = True) -> dict[str, Path | 
     if P.pretrain_steps > 0:
         found["backbone"] = backbone_stage(P).find(adopt)
     for key in stage_plan(P, data):
-        kind, name, seed = (key.split("/") + ["", ""])[:3]
-        seed = int(seed.removeprefix("seed")) if seed else None
+        kind, name, seed_part = (key.split("/") + ["", ""])[:3]
+        seed = int(seed_part.removeprefix("seed")) if seed_part else None
         if kind == "teachers":
             found[key] = teacher_stage(P, data, name, seed).find(adopt)
         elif kind == "teacher-features":

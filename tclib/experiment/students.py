@@ -152,6 +152,7 @@ def launch_student_training(P: Params, run: str, seed: int, directory: Path) -> 
                "-m", "tclib.train_worker", str(job)]
     log.info("%s seed %d: training over %d processes: %s", run, seed, P.gpus, " ".join(command))
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        assert process.stdout is not None  # stdout=PIPE
         for line in process.stdout:
             print(line, end="", flush=True)
     if process.returncode != 0:

@@ -98,8 +98,8 @@ def export_split(P, run: str | None, seed: int | None, out: str | Path, device: 
     from ..scoring import encode_texts
     from .model import student_spec
 
-    spec = student_spec(P, run, seed)
     data = prepared_data(P)
+    spec = student_spec(P, run, seed, data)
     test = test_set(P, data)
     student = load_student(P, data, spec.run, spec.seed)
     device = torch.device(device)

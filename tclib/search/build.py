@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,7 +161,7 @@ def _encode_chunk(out: Path, collection: Collection, identities: list[str], chun
     sampling = spec.frame_sampling
     tasks = [(collection.absolute(u.path), None if pd.isna(u.start) else float(u.start),
               None if pd.isna(u.end) else float(u.end), u.clock, sampling) for u in units.itertuples(index=False)]
-    results = parallel_map(decode_unit, tasks, workers, "decode", window=2 * batch_size, min_bar=math.inf)
+    results = parallel_map(decode_unit, tasks, workers, "decode", window=2 * batch_size, min_bar=len(tasks) + 1)
     rows, parts, failed, batch = [], [], {}, []
     waited = time.perf_counter()
     for i, result in zip(chunk, results, strict=True):

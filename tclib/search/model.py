@@ -101,10 +101,11 @@ def spec_weights(checkpoint: str, clip_pretrained: str) -> dict:
     return weights
 
 
-def student_spec(P: Params, run: str | None = None, seed: int | None = None) -> StudentSpec:
+def student_spec(P: Params, run: str | None = None, seed: int | None = None, data=None) -> StudentSpec:
     """The trained student `run` (default: the params' last run) of seed `seed` (default: the first),
     or the file student_checkpoints gives for it. The experiment must have trained it (ParamsError
-    naming the stage otherwise)."""
+    naming the stage otherwise). `data`: the experiment's prepared data when the caller holds it (else
+    read here)."""
     from ..experiment.data import prepared_data, sampling_of
     from ..experiment.runs import parse_run
     from ..experiment.students import student_stage
@@ -113,7 +114,7 @@ def student_spec(P: Params, run: str | None = None, seed: int | None = None) -> 
     if run not in P.runs:
         raise ParamsError(f"run {run!r} is not one of the runs of {P.exp}: {P.runs}")
     spec = parse_run(run)
-    data = prepared_data(P)
+    data = prepared_data(P) if data is None else data
     if data is None:
         raise ParamsError(f"the data of {P.exp} is not prepared: run its 01_data_prep (or tclib reproduce) first")
     if run in P.student_checkpoints:
@@ -123,9 +124,10 @@ def student_spec(P: Params, run: str | None = None, seed: int | None = None) -> 
         if seed not in P.seeds:
             raise ParamsError(f"seed {seed} is not one of the seeds of {P.exp}: {P.seeds}")
         stage = student_stage(P, data, run, seed)
-        if stage.find(adopt=False) is None:
+        folder = stage.find() if stage.find(adopt=False) is not None else None
+        if folder is None:
             raise ParamsError(f"{run} seed {seed} of {P.exp} is not trained yet ({stage.directory}): train it first")
-        checkpoint = str(stage.find() / "run" / "model.pt")
+        checkpoint = str(folder / "run" / "model.pt")
     checkpoint, clip = relative_to_root(checkpoint), data.clip_pretrained
     clip = relative_to_root(clip) if clip and Path(clip).is_file() else clip
     return StudentSpec(exp=P.exp, run=run, seed=seed, checkpoint=checkpoint, clip_model=P.clip_model,

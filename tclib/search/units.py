@@ -134,9 +134,9 @@ def identify(root: str, table: pd.DataFrame) -> pd.DataFrame:
 
 def split_units(P, split: str) -> Collection:
     """The clips of a params file's split (tclib.experiment.data): the experiment's own keys and segments."""
-    from ..experiment.data import annotations, video_specs
+    from ..experiment.data import split_annotations, video_specs
 
-    table = annotations(P, split)
+    table = split_annotations(P, split)
     root = P.videos_dir or P.data_root
     rows = []
     for clip, spec in video_specs(table).items():

@@ -183,7 +183,7 @@ class XPool(Teacher):
                 continue
             block = HF_BLOCK.match(key.removeprefix("clip.")) if key.startswith("clip.") else None
             part = HF_QKV.match(block["rest"]) if block else None
-            if part:
+            if part and block:
                 ours = f"clip.{HF_TOWERS[block['tower']]}{block['index']}.attn.in_proj_{part['kind']}"
                 qkv.setdefault(ours, {})[part["part"]] = (key, value)
                 continue
