@@ -185,7 +185,7 @@ def indexing(work: Path, videos: int, device: str = "cpu") -> list[dict]:
     """tclib index over synthetic 224 px videos with random-weight students at 224 px."""
     from tclib.data import Sampling, write_synthetic_msrvtt
     from tclib.files import content_signature
-    from tclib.search.build import build_index
+    from tclib.search.build import IndexJob, build_index
     from tclib.search.model import StudentSpec
     from tclib.search.units import collection_of
 
@@ -200,9 +200,9 @@ def indexing(work: Path, videos: int, device: str = "cpu") -> list[dict]:
                            afa_temperature=0.1, mask_padding=False, max_words=WORDS,
                            sampling=Sampling(FRAMES, 224).as_dict(),
                            weights={"checkpoint": content_signature(checkpoint)})
-        report = build_index(work / f"index-{model}", collection_of(videos=str(root / "videos")), spec,
+        report = build_index(IndexJob(work / f"index-{model}", collection_of(videos=str(root / "videos")), spec,
                              batch_size=16 if device == "cpu" else 64, workers=2 if device == "cpu" else 8,
-                             device=device)
+                             device=device))
         busy = report.decode_seconds + report.model_seconds
         out.append({"model": model, "videos": report.encoded, "videos_per_s": report.encoded / report.seconds,
                     "frames_per_s": report.frames / report.seconds, "decoding_share": report.decode_seconds / busy,

@@ -134,12 +134,12 @@ def test_the_index_worker_encodes_on_the_gpu_of_its_local_rank(gpus_here, monkey
     seen = {}
     monkeypatch.setattr(worker, "init_from_environment", lambda device: seen.update(joined=device))
     monkeypatch.setattr(worker, "model_of", lambda args: (None, None))
-    monkeypatch.setattr(worker, "collection", lambda args, P: None)
-    monkeypatch.setattr(worker, "build_index", lambda *args, **kwargs: seen.update(device=args[6]) or "report")
+    monkeypatch.setattr(worker, "index_job", lambda args, spec, P: args.device)
+    monkeypatch.setattr(worker, "build_index", lambda job, lock: seen.update(device=job, lock=lock) or "report")
     monkeypatch.setattr(worker, "is_main", lambda: False)
     job = tmp_path / "launch.json"
     sources = dict.fromkeys(("list", "split", "segment_seconds", "segment_stride", "shots", "run", "seed"))
     job.write_text(json.dumps({**sources, "out": str(tmp_path), "videos": "v", "params": "p.yaml", "device": "cuda",
                                "batch_size": 8, "workers": 0, "shard_size": 16, "kind": "exact"}))
     worker.main([str(job)])
-    assert seen == {"joined": "cuda", "device": "cuda:1"}
+    assert seen == {"joined": "cuda", "device": "cuda:1", "lock": False}

@@ -10,7 +10,7 @@ from tclib.errors import DataError
 from tclib.experiment.runs import parse_run
 from tclib.metrics import retrieval_metrics
 from tclib.search.bigfile import export_index, export_split, read_bigfile, write_bigfile
-from tclib.search.build import build_index, import_bigfile
+from tclib.search.build import IndexJob, build_index, import_bigfile
 from tclib.search.model import student_spec
 from tclib.search.query import Index
 from tclib.search.units import collection_of
@@ -37,7 +37,7 @@ def test_the_layout_is_what_teachclip_reads(tmp_path):
 def test_an_index_exported_and_indexed_again_searches_the_same(demo_run, synthetic_set, tmp_path):
     _, P = demo_run
     spec = student_spec(P, RUN, SEED)
-    build_index(tmp_path / "index", collection_of(videos=str(synthetic_set / "videos")), spec, workers=2)
+    build_index(IndexJob(tmp_path / "index", collection_of(videos=str(synthetic_set / "videos")), spec, workers=2))
     export_index(tmp_path / "index", tmp_path / "bigfile")
     import_bigfile(tmp_path / "again", tmp_path / "bigfile", spec)
     queries = ["a red circle", "a blue square on a gray background"]

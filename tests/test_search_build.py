@@ -20,11 +20,11 @@ from tclib.cli import main
 from tclib.errors import LockedError
 from tclib.lock import experiment_lock
 from tclib.search import build as build_module
-from tclib.search.build import build_index
+from tclib.search.build import IndexJob, build_index
 from tclib.search.model import ModelMismatch, student_spec
 from tclib.search.query import Index
 from tclib.search.store import ShardVectors, read_manifest, read_units
-from tclib.search.units import CollectionError, collection_of
+from tclib.search.units import CollectionError, Moments, collection_of
 
 RUN, SEED = "teachclip:xclip", 0
 
@@ -55,20 +55,20 @@ def index_of(out: Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 def test_a_folder_is_indexed_and_a_rerun_encodes_only_what_changed(videos, spec, tmp_path):
     out = tmp_path / "index"
-    first = build_index(out, collection_of(videos=str(videos)), spec, batch_size=2, workers=2, shard_size=3)
+    first = build_index(IndexJob(out, collection_of(videos=str(videos)), spec, batch_size=2, workers=2, shard_size=3))
     assert (first.units, first.encoded, first.skipped, first.failed) == (4, 4, 2, 0)
     units, vectors = index_of(out)
     assert sorted(units.key) == ["a", "b c", "sub dir/d", "sub dir/été"]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-2)  # float16 unit vectors
-    assert build_index(out, collection_of(videos=str(videos)), spec, workers=2, shard_size=3).encoded == 0
+    assert build_index(IndexJob(out, collection_of(videos=str(videos)), spec, workers=2, shard_size=3)).encoded == 0
 
     shutil.copy(videos / "a.mp4", videos / "new.mp4")  # a new file
     shutil.copy(videos / "sub dir" / "d.mp4", videos / "b c.mp4")  # a file replaced with other content
     (videos / "sub dir" / "été.mp4").unlink()  # a file gone
-    again = build_index(out, collection_of(videos=str(videos)), spec, workers=2, shard_size=3)
+    again = build_index(IndexJob(out, collection_of(videos=str(videos)), spec, workers=2, shard_size=3))
     assert (again.encoded, again.reused, again.units) == (2, 2, 4)
     fresh = tmp_path / "fresh"
-    build_index(fresh, collection_of(videos=str(videos)), spec, workers=1, shard_size=3)
+    build_index(IndexJob(fresh, collection_of(videos=str(videos)), spec, workers=1, shard_size=3))
     (units, vectors), (fresh_units, fresh_vectors) = index_of(out), index_of(fresh)
     assert units.equals(fresh_units) and np.array_equal(vectors, fresh_vectors)  # as if built now
 
@@ -76,7 +76,7 @@ def test_a_folder_is_indexed_and_a_rerun_encodes_only_what_changed(videos, spec,
 def test_an_interrupted_run_resumes_to_the_index_of_an_uninterrupted_one(videos, spec, tmp_path, monkeypatch):
     for name in ("e.mp4", "f.mp4"):
         shutil.copy(videos / "a.mp4", videos / name)
-    encode = build_module._encode_batch
+    encode = build_module.Encoding.encode
     calls = []
 
     def interrupted(*args):
@@ -85,14 +85,14 @@ def test_an_interrupted_run_resumes_to_the_index_of_an_uninterrupted_one(videos,
             raise KeyboardInterrupt
         return encode(*args)
 
-    monkeypatch.setattr(build_module, "_encode_batch", interrupted)
+    monkeypatch.setattr(build_module.Encoding, "encode", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        build_index(tmp_path / "resumed", collection_of(videos=str(videos)), spec, batch_size=1, shard_size=2)
+        build_index(IndexJob(tmp_path / "resumed", collection_of(videos=str(videos)), spec, batch_size=1, shard_size=2))
     assert len(list((tmp_path / "resumed" / "shards").glob("*.npy"))) == 1 and read_manifest(tmp_path / "resumed") is None
-    monkeypatch.setattr(build_module, "_encode_batch", encode)
-    resumed = build_index(tmp_path / "resumed", collection_of(videos=str(videos)), spec, batch_size=1, shard_size=2)
+    monkeypatch.setattr(build_module.Encoding, "encode", encode)
+    resumed = build_index(IndexJob(tmp_path / "resumed", collection_of(videos=str(videos)), spec, batch_size=1, shard_size=2))
     assert (resumed.encoded, resumed.units) == (4, 6)
-    build_index(tmp_path / "whole", collection_of(videos=str(videos)), spec, batch_size=1, shard_size=2)
+    build_index(IndexJob(tmp_path / "whole", collection_of(videos=str(videos)), spec, batch_size=1, shard_size=2))
     (a_units, a), (b_units, b) = index_of(tmp_path / "resumed"), index_of(tmp_path / "whole")
     assert a_units.equals(b_units) and np.array_equal(a, b)
 
@@ -126,16 +126,16 @@ def test_one_run_per_index_folder_and_one_model_per_index(videos, demo_run, spec
     out = tmp_path / "index"
     with experiment_lock(out):
         with pytest.raises(LockedError, match="in use by another run"):
-            build_index(out, collection_of(videos=str(videos)), spec)
-    build_index(out, collection_of(videos=str(videos)), spec, workers=2)
+            build_index(IndexJob(out, collection_of(videos=str(videos)), spec))
+    build_index(IndexJob(out, collection_of(videos=str(videos)), spec, workers=2))
     with pytest.raises(ModelMismatch, match="was made with another model: it differs in model field"):
-        build_index(out, collection_of(videos=str(videos)), student_spec(P, RUN, 1))
+        build_index(IndexJob(out, collection_of(videos=str(videos)), student_spec(P, RUN, 1)))
 
 
 def test_bad_files_are_failures_or_skipped_and_the_rest_is_indexed(videos, spec, tmp_path):
     (videos / "corrupt.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     (videos / "empty.mkv").write_bytes(b"")
-    report = build_index(tmp_path / "index", collection_of(videos=str(videos)), spec, workers=2)
+    report = build_index(IndexJob(tmp_path / "index", collection_of(videos=str(videos)), spec, workers=2))
     assert (report.units, report.failed, report.skipped) == (4, 2, 2)
     failures = pd.read_csv(tmp_path / "index" / "failures.csv")
     assert sorted(failures.unit) == ["corrupt", "empty"]
@@ -151,19 +151,19 @@ def test_moments_segments_shots_and_their_bad_rows(videos, spec, tmp_path):
     short = tmp_path / "short"
     short.mkdir()
     write_mp4(short / "brief.mp4", np.zeros((4, 32, 32, 3), np.uint8) + 90, fps=2)  # 2 s
-    segments = collection_of(videos=str(short), segment_seconds=5)
+    segments = collection_of(videos=str(short), moments=Moments(seconds=5))
     assert segments.units[["key", "start", "end"]].values.tolist() == [["brief@0-2", 0, 2]]  # shorter: whole
-    cut = collection_of(videos=str(videos), segment_seconds=4, stride=2)
+    cut = collection_of(videos=str(videos), moments=Moments(seconds=4, stride=2))
     lengths = cut.units.groupby("video_id")["end"].max()
     assert (cut.units.end - cut.units.start <= 4).all() and (lengths >= 10).all()  # to each video's end
     shots = tmp_path / "shots.tsv"
     shots.write_text("video\tstart\tend\na\t1.5\t3.2\nb c.mp4\t0\t0.5\nmissing\t0\t4\na\t400\t402\n")
-    collection = collection_of(videos=str(videos), shots=str(shots))
+    collection = collection_of(videos=str(videos), moments=Moments(shots=str(shots)))
     assert collection.units[["key", "start", "end", "clock"]].values.tolist() == [  # real seconds, as given
         ["a@1.5-3.2", 1.5, 3.2, "player"], ["b c@0-0.5", 0, 0.5, "player"]]
     assert collection.failures["missing@0-4"].endswith("no such video in the collection")
     assert "starts after the video ends" in collection.failures["a@400-402"]
-    report = build_index(tmp_path / "moments", collection, spec)
+    report = build_index(IndexJob(tmp_path / "moments", collection, spec))
     assert report.units == 2 and report.failed == 2
 
 
@@ -182,9 +182,9 @@ def as_an_earlier_tclib_wrote_it(out: Path) -> None:
 def test_an_index_of_moments_in_the_samplers_seconds_is_searched_with_a_note_and_rebuilt_in_one_command(
         videos, spec, tmp_path, capsys):
     whole, moments = tmp_path / "whole", tmp_path / "moments"
-    build_index(whole, collection_of(videos=str(videos)), spec, batch_size=4, workers=1)
-    collection = collection_of(videos=str(videos), segment_seconds=4)
-    build_index(moments, collection, spec, batch_size=4, workers=1)
+    build_index(IndexJob(whole, collection_of(videos=str(videos)), spec, batch_size=4, workers=1))
+    collection = collection_of(videos=str(videos), moments=Moments(seconds=4))
+    build_index(IndexJob(moments, collection, spec, batch_size=4, workers=1))
     for out in (whole, moments):
         as_an_earlier_tclib_wrote_it(out)
     assert Index(whole).note == ""  # whole videos: no times to speak of
@@ -194,10 +194,10 @@ def test_an_index_of_moments_in_the_samplers_seconds_is_searched_with_a_note_and
     assert (results.clock == "sampler").all()  # their frames are read back as they were encoded
     assert main(["search", str(moments), "a red circle", "-k", "1"]) == 0
     assert "note: its moments' times are the reference sampler's seconds" in capsys.readouterr().err
-    again = build_index(moments, collection, spec, batch_size=4, workers=1)
+    again = build_index(IndexJob(moments, collection, spec, batch_size=4, workers=1))
     assert (again.encoded, again.reused) == (len(collection.units), 0)  # [start, end] then, [start, end) now
     assert Index(moments).note == "" and (Index(moments).units.clock == "player").all()
-    assert build_index(whole, collection_of(videos=str(videos)), spec, workers=1).encoded == 0
+    assert build_index(IndexJob(whole, collection_of(videos=str(videos)), spec, workers=1)).encoded == 0
 
 
 def test_a_shot_file_names_videos_by_their_path_or_a_unique_file_name(tmp_path):
@@ -207,14 +207,14 @@ def test_a_shot_file_names_videos_by_their_path_or_a_unique_file_name(tmp_path):
     shots = tmp_path / "shots.csv"
     shots.write_text("# shots of part one\nvideo,start,end\nx/clip.mp4,0,1\ny/clip,1,2\n\n"
                      "# part two, its own header\nfile,begin time,end time\nclip.mp4,0,1\nonly,2,3\n")
-    collection = collection_of(videos=str(tmp_path / "videos"), shots=str(shots))
+    collection = collection_of(videos=str(tmp_path / "videos"), moments=Moments(shots=str(shots)))
     assert collection.units[["key", "path"]].values.tolist() == [
         ["x/clip@0-1", "x/clip.mp4"], ["y/clip@1-2", "y/clip.mp4"], ["z/only@2-3", "z/only.mp4"]]
     assert collection.failures == {"clip.mp4@0-1": "shots.csv line 8: shot clip.mp4 0-1 s: the file name is "
                                    "ambiguous: 2 videos have it (x/clip.mp4, y/clip.mp4); give its path"}
     shots.write_text("x/clip.mp4,0,1\nx/clip.mp4,0.5\n")
     with pytest.raises(CollectionError, match=r"line 2 of .*shots.csv is not 'video start end'"):
-        collection_of(videos=str(tmp_path / "videos"), shots=str(shots))
+        collection_of(videos=str(tmp_path / "videos"), moments=Moments(shots=str(shots)))
 
 
 def test_shots_given_in_frame_numbers_are_converted_with_each_videos_frame_rate(tmp_path):
@@ -223,14 +223,14 @@ def test_shots_given_in_frame_numbers_are_converted_with_each_videos_frame_rate(
     write_mp4(tmp_path / "videos" / "fast.mp4", np.zeros((150, 32, 32, 3), np.uint8) + 90, fps=25)  # 6 s
     shots = tmp_path / "msb.txt"  # TRECVID's master shot boundaries: start and end frame, the end included
     shots.write_text("slow 2 5\nfast 50 74\nfast 0 24\nfast 400 420\n")
-    collection = collection_of(videos=str(tmp_path / "videos"), shots=str(shots), shots_in="frames")
+    collection = collection_of(videos=str(tmp_path / "videos"), moments=Moments(shots=str(shots), shots_in="frames"))
     # slow: frames 2..5 at 2 fps are 1.0-3.0 s; fast: frames 50..74 at 25 fps are 2.0-3.0 s, 0..24 are 0-1 s
     assert collection.units[["key", "start", "end"]].values.tolist() == [
         ["slow@1-3", 1, 3], ["fast@2-3", 2, 3], ["fast@0-1", 0, 1]]
     assert collection.failures == {"fast@16-16.84": "msb.txt line 4: shot fast 400-420 frames: starts after the video "
                                                  "ends (6 s)"}
     with pytest.raises(CollectionError, match="shot times are in one of"):
-        collection_of(videos=str(tmp_path / "videos"), shots=str(shots), shots_in="minutes")
+        collection_of(videos=str(tmp_path / "videos"), moments=Moments(shots=str(shots), shots_in="minutes"))
 
 
 def test_a_video_whose_frame_rate_cannot_be_read_is_a_failure_and_the_other_shots_are_kept(tmp_path, monkeypatch):
@@ -244,7 +244,7 @@ def test_a_video_whose_frame_rate_cannot_be_read_is_a_failure_and_the_other_shot
                         lambda path: (12, float("nan")) if "odd" in str(path) else read(path))
     shots = tmp_path / "msb.txt"
     shots.write_text("good 0 3\nodd 0 3\n")
-    collection = collection_of(videos=str(tmp_path / "videos"), shots=str(shots), shots_in="frames")
+    collection = collection_of(videos=str(tmp_path / "videos"), moments=Moments(shots=str(shots), shots_in="frames"))
     assert collection.units.key.tolist() == ["good@0-2"]
     assert collection.failures == {"odd.mp4": f"{tmp_path / 'videos' / 'odd.mp4'}: its frame rate cannot be read "
                                               f"(nan fps), so no time in it can be located"}
@@ -256,7 +256,7 @@ def test_a_shot_that_ends_before_it_starts_is_an_error_naming_its_line(tmp_path)
     shots = tmp_path / "shots.txt"
     shots.write_text("a 0 2\na 3 3\n")
     with pytest.raises(CollectionError, match=r"line 2 of .*shots.txt: a shot must have 0 <= start < end, got 3.0, 3.0"):
-        collection_of(videos=str(tmp_path / "videos"), shots=str(shots))
+        collection_of(videos=str(tmp_path / "videos"), moments=Moments(shots=str(shots)))
 
 
 def test_two_processes_give_the_vectors_of_one(videos, demo_run, tmp_path):

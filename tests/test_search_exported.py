@@ -21,7 +21,7 @@ from tclib.experiment.data import split_annotations
 from tclib.experiment.runs import parse_run
 from tclib.models.checkpoint import read_checkpoint
 from tclib.project import resolve_path
-from tclib.search.build import build_index
+from tclib.search.build import IndexJob, build_index
 from tclib.search.exported import exported_spec
 from tclib.search.model import ModelMismatch, student_spec
 from tclib.search.query import Index
@@ -106,8 +106,8 @@ def test_a_project_without_data_or_params_indexes_and_searches_with_it(demo_run,
                            cwd=project, env=env, capture_output=True, text=True)
     assert found.returncode == 0 and len(found.stdout.splitlines()) == 3, found.stderr
     # the same vectors as the student it came from encodes for the same videos
-    build_index(tmp_path / "original", collection_of(videos=str(project / "videos")), student_spec(P, RUN, SEED),
-                workers=1)
+    build_index(IndexJob(tmp_path / "original", collection_of(videos=str(project / "videos")), student_spec(P, RUN, SEED),
+                workers=1))
     mine, theirs = Index(project / "idx"), Index(tmp_path / "original")
     assert list(mine.units.key) == list(theirs.units.key)
     assert np.array_equal(ShardVectors(project / "idx", mine.units).take(np.arange(3)),

@@ -11,10 +11,10 @@ from conftest import write_mp4
 
 from tclib.data import Sampling, moment_frame_indices
 from tclib.data.frames import video_metadata
-from tclib.search.build import build_index
+from tclib.search.build import IndexJob, build_index
 from tclib.search.model import student_spec
 from tclib.search.query import Index
-from tclib.search.units import collection_of, unit_frames
+from tclib.search.units import Moments, collection_of, unit_frames
 from tclib.search.vectors import search
 
 SECONDS = 190  # the long video's length
@@ -80,7 +80,7 @@ def test_segments_reach_the_real_end_and_every_frame_is_shown_inside_its_moment(
     folder, fps, _ = long_video
     frame_count, rate = video_metadata(folder / "long.mp4")
     assert frame_count == int(SECONDS * fps) and rate == pytest.approx(float(fps), abs=1e-3)
-    units = collection_of(videos=str(folder), segment_seconds=MOMENT, stride=STRIDE).units
+    units = collection_of(videos=str(folder), moments=Moments(seconds=MOMENT, stride=STRIDE)).units
     duration = frame_count / rate
     assert units.end.max() == round(duration, 3) and units.start.max() == round(duration - MOMENT, 3)
     assert units.start.tolist()[:-1] == list(range(0, int(duration) - MOMENT + 1, STRIDE))
@@ -102,8 +102,8 @@ def test_a_scene_placed_at_a_known_time_is_found_there(long_video, demo_run, tmp
     folder, _, scene_file = long_video
     _, P = demo_run
     spec = student_spec(P, "teachclip:xclip", 0)
-    build_index(tmp_path / "index", collection_of(videos=str(folder), segment_seconds=MOMENT, stride=STRIDE), spec,
-                batch_size=32, workers=1)
+    build_index(IndexJob(tmp_path / "index", collection_of(videos=str(folder), moments=Moments(seconds=MOMENT, stride=STRIDE)), spec,
+                batch_size=32, workers=1))
     index = Index(tmp_path / "index")
     frames, mask = unit_frames(str(scene_file), spec.frame_sampling, None, None, "")  # the scene on its own
     import torch

@@ -10,7 +10,7 @@ from tclib.cli import main
 from tclib.errors import ParamsError
 from tclib.experiment.data import split_annotations
 from tclib.experiment.runs import parse_run
-from tclib.search.build import build_index
+from tclib.search.build import IndexJob, build_index
 from tclib.search.model import ModelMismatch, student_spec
 from tclib.search.query import Index
 from tclib.search.store import IndexMismatch
@@ -23,8 +23,8 @@ RUN, SEED = "teachclip:xclip", 1
 def test_index(demo_run, tmp_path_factory):
     _, P = demo_run
     out = tmp_path_factory.mktemp("index") / "test"
-    build_index(out, collection_of(split=(P, P.test_split)), student_spec(P, RUN, SEED), batch_size=3, workers=2,
-                shard_size=5)
+    build_index(IndexJob(out, collection_of(split=(P, P.test_split)), student_spec(P, RUN, SEED), batch_size=3, workers=2,
+                shard_size=5))
     return out
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,53 +87,76 @@ def decode_unit(task: tuple[str, float | None, float | None, str, Sampling]) -> 
         return str(exc)
 
 
-def build_index(out: str | Path, collection: Collection, spec: StudentSpec, batch_size: int = 64,
-                workers: int = 4, shard_size: int = SHARD_SIZE, device: str = "auto", kind: str = "auto",
-                source: dict | None = None, lock: bool = True, tune_captions: list[str] | None = None,
-                ram_per_video: int = vectors.RAM_PER_VIDEO) -> BuildReport:
-    """Encode `collection` with `spec`'s student into the index folder `out` (see tclib.search.store).
-    One run per folder (LockedError naming the holder); an index of another model is refused
-    (ModelMismatch naming the fields). An approximate index is tuned on the text vectors of
-    `tune_captions` when given; its kind follows the collection's size and `ram_per_video` bytes
-    (tclib.search.vectors)."""
-    out = Path(out)
-    args = (out, collection, spec, batch_size, workers, shard_size, device, (kind, ram_per_video), source,
-            tune_captions)
+@dataclass(frozen=True)
+class IndexJob:
+    """What `tclib index` builds: the index folder, the units, the student that encodes them, and how
+    (batch, decoding processes, units per shard, device), which FAISS index (`kind`, within
+    `ram_per_video` bytes, tuned on the text vectors of `tune_captions` when given: tclib.search.vectors),
+    and what the manifest records as its source."""
+
+    out: Path
+    collection: Collection
+    spec: StudentSpec
+    batch_size: int = 64
+    workers: int = 4
+    shard_size: int = SHARD_SIZE
+    device: str = "auto"
+    kind: str = "auto"
+    ram_per_video: int = vectors.RAM_PER_VIDEO
+    source: dict = field(default_factory=dict)
+    tune_captions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "tune_captions", tuple(self.tune_captions or ()))
+
+
+def build_index(job: IndexJob, lock: bool = True) -> BuildReport:
+    """Encode the job's units with its student into its index folder (see tclib.search.store). One run
+    per folder (LockedError naming the holder; `lock=False` where a launcher holds it); an index of
+    another model is refused (ModelMismatch naming the fields)."""
     if lock and world()[1] == 1:
-        with experiment_lock(out):
-            return _build(*args)
-    return _build(*args)
+        with experiment_lock(job.out):
+            return _build(job)
+    return _build(job)
 
 
-def _build(out: Path, collection: Collection, spec: StudentSpec, batch_size: int, workers: int, shard_size: int,
-           device: str, kind: tuple[str, int], source: dict | None, tune_captions: list[str] | None) -> BuildReport:
-    manifest = read_manifest(out)
+def _start(job: IndexJob) -> tuple[list[str], dict[str, tuple[str, int]], dict[str, str], BuildReport]:
+    """What every build begins with: the model checked against the folder's, the units' identities, the
+    vectors and failures the folder already holds, and the report."""
+    manifest = read_manifest(job.out)
     if manifest is not None:
-        spec_from_record(manifest["model"]).check_same(spec, str(out))
-    started = time.perf_counter()
-    report = BuildReport(out, skipped=len(collection.skipped))
-    identities = [unit_identity(u) for u in collection.units.itertuples(index=False)]
-    done, failed = _finished(out, spec.fingerprint)
-    pending = [i for i, ident in enumerate(identities) if ident not in done and ident not in failed]
+        spec_from_record(manifest["model"]).check_same(job.spec, str(job.out))
+    identities = [unit_identity(u) for u in job.collection.units.itertuples(index=False)]
+    done, failed = _finished(job.out, job.spec.fingerprint)
+    report = BuildReport(job.out, skipped=len(job.collection.skipped))
     report.reused = sum(ident in done for ident in identities)
-    chunks = [pending[i:i + shard_size] for i in range(0, len(pending), shard_size)]
+    return identities, done, failed, report
+
+
+def _build(job: IndexJob) -> BuildReport:
+    started = time.perf_counter()
+    identities, done, failed, report = _start(job)
+    pending = [i for i, ident in enumerate(identities) if ident not in done and ident not in failed]
+    chunks = [pending[i:i + job.shard_size] for i in range(0, len(pending), job.shard_size)]
     rank, processes = world()
     mine = chunks[rank::processes]
-    log.info("%s: %d units, %d to encode (%d chunks, %d here), %d found done", out, len(identities),
+    log.info("%s: %d units, %d to encode (%d chunks, %d here), %d found done", job.out, len(identities),
              len(pending), len(chunks), len(mine), len(identities) - len(pending))
     if mine:
-        _encode(out, collection, identities, mine, spec, batch_size, workers, resolve_device(device), report)
+        Encoding.of(job, identities, report).run(mine)
     barrier()
     report.seconds = time.perf_counter() - started
     if is_main():
-        _finish(out, collection, identities, spec, kind, source, report, tune_captions)
+        _finish(job, identities, report)
     barrier()
     return report
 
 
 def _finished(out: Path, model: str) -> tuple[dict[str, tuple[str, int]], dict[str, str]]:
     """{unit identity: (shard, row)} of every vector encoded in `out`, and {identity: why} of failures."""
-    done, failed = {}, {}
+    done: dict[str, tuple[str, int]] = {}
+    failed: dict[str, str] = {}
     for shard, record in finished_shards(out, model):
         for row, ident in enumerate(record["rows"]):
             done.setdefault(ident, (shard, row))
@@ -140,67 +165,78 @@ def _finished(out: Path, model: str) -> tuple[dict[str, tuple[str, int]], dict[s
     return done, failed
 
 
-def _encode(out: Path, collection: Collection, identities: list[str], chunks: list[list[int]], spec: StudentSpec,
-            batch_size: int, workers: int, device: torch.device, report: BuildReport) -> None:
-    student = spec.load().to(device)
-    bar = progress(total=sum(map(len, chunks)), desc=f"index {out.name}", unit="video")
-    try:
-        for chunk in chunks:
-            shard = fingerprint(spec.fingerprint, [identities[i] for i in chunk])
-            _encode_chunk(out, collection, identities, chunk, shard, student, spec, batch_size, workers, device,
-                          report, bar)
-    finally:
-        bar.close()
+@dataclass
+class Encoding:
+    """One process's encoding of its chunks: the job, the student on its device, the report and the bar."""
 
+    job: IndexJob
+    identities: list[str]
+    student: Any
+    device: torch.device
+    report: BuildReport
 
-def _encode_chunk(out: Path, collection: Collection, identities: list[str], chunk: list[int], shard: str,
-                  student, spec: StudentSpec, batch_size: int, workers: int, device: torch.device,
-                  report: BuildReport, bar) -> None:
-    """Decode a chunk's units (a few batches ahead), encode them a batch at a time, write its shard."""
-    units = collection.units.iloc[chunk]
-    sampling = spec.frame_sampling
-    tasks = [(collection.absolute(u.path), None if pd.isna(u.start) else float(u.start),
-              None if pd.isna(u.end) else float(u.end), u.clock, sampling) for u in units.itertuples(index=False)]
-    results = parallel_map(decode_unit, tasks, workers, "decode", window=2 * batch_size, min_bar=len(tasks) + 1)
-    rows, parts, failed, batch = [], [], {}, []
-    waited = time.perf_counter()
-    for i, result in zip(chunk, results, strict=True):
-        report.decode_seconds += time.perf_counter() - waited
-        if isinstance(result, str):
-            failed[identities[i]] = result
-            log.warning("index: %s: %s", collection.units.key.iloc[i], result)
-        else:
-            batch.append((i, *result))
-        if len(batch) == batch_size:
-            parts.append(_encode_batch(student, batch, device, report))
-            rows += [i for i, _, _ in batch]
-            batch = []
-        bar.update(1)
-        bar.set_postfix(frames_per_s=f"{report.frames / max(time.perf_counter() - report.started, 1e-9):.0f}",
-                        refresh=False)
+    @classmethod
+    def of(cls, job: IndexJob, identities: list[str], report: BuildReport) -> Encoding:
+        device = resolve_device(job.device)
+        return cls(job, identities, job.spec.load().to(device), device, report)
+
+    def run(self, chunks: list[list[int]]) -> None:
+        bar = progress(total=sum(map(len, chunks)), desc=f"index {self.job.out.name}", unit="video")
+        try:
+            for chunk in chunks:
+                self.chunk(chunk, bar)
+        finally:
+            bar.close()
+
+    def chunk(self, chunk: list[int], bar: Any) -> None:
+        """Decode a chunk's units (a few batches ahead), encode them a batch at a time, write its shard."""
+        job, report = self.job, self.report
+        units = job.collection.units.iloc[chunk]
+        tasks = [(job.collection.absolute(u.path), None if pd.isna(u.start) else float(u.start),
+                  None if pd.isna(u.end) else float(u.end), u.clock, job.spec.frame_sampling)
+                 for u in units.itertuples(index=False)]
+        results = parallel_map(decode_unit, tasks, job.workers, "decode", window=2 * job.batch_size,
+                               min_bar=len(tasks) + 1)
+        rows: list[int] = []
+        parts, failed, batch = [], {}, []
         waited = time.perf_counter()
-    if batch:
-        parts.append(_encode_batch(student, batch, device, report))
-        rows += [i for i, _, _ in batch]
-    encoded = np.concatenate(parts) if parts else np.zeros((0, 0), np.float16)
-    write_shard(out, shard, spec.fingerprint, [identities[i] for i in rows], encoded, failed)
-    report.encoded += len(rows)
+        for i, result in zip(chunk, results, strict=True):
+            report.decode_seconds += time.perf_counter() - waited
+            if isinstance(result, str):
+                failed[self.identities[i]] = result
+                log.warning("index: %s: %s", job.collection.units.key.iloc[i], result)
+            else:
+                batch.append((i, *result))
+            if len(batch) == job.batch_size:
+                parts.append(self.encode(batch))
+                rows += [i for i, _, _ in batch]
+                batch = []
+            bar.update(1)
+            bar.set_postfix(frames_per_s=f"{report.frames / max(time.perf_counter() - report.started, 1e-9):.0f}",
+                            refresh=False)
+            waited = time.perf_counter()
+        if batch:
+            parts.append(self.encode(batch))
+            rows += [i for i, _, _ in batch]
+        encoded = np.concatenate(parts) if parts else np.zeros((0, 0), np.float16)
+        shard = fingerprint(job.spec.fingerprint, [self.identities[i] for i in chunk])
+        write_shard(job.out, shard, job.spec.fingerprint, [self.identities[i] for i in rows], encoded, failed)
+        report.encoded += len(rows)
+
+    @torch.no_grad()
+    def encode(self, batch: list) -> np.ndarray:
+        started = time.perf_counter()
+        frames = torch.from_numpy(np.stack([f for _, f, _ in batch])).to(self.device)
+        mask = torch.from_numpy(np.stack([m for _, _, m in batch])).to(self.device)
+        video, _ = self.student.encode_video(frames, mask)
+        self.report.frames += int(mask.sum())
+        self.report.model_seconds += time.perf_counter() - started
+        return video.float().cpu().numpy().astype(np.float16)
 
 
-@torch.no_grad()
-def _encode_batch(student, batch: list, device: torch.device, report: BuildReport) -> np.ndarray:
-    started = time.perf_counter()
-    frames = torch.from_numpy(np.stack([f for _, f, _ in batch])).to(device)
-    mask = torch.from_numpy(np.stack([m for _, _, m in batch])).to(device)
-    video, _ = student.encode_video(frames, mask)
-    report.frames += int(mask.sum())
-    report.model_seconds += time.perf_counter() - started
-    return video.float().cpu().numpy().astype(np.float16)
-
-
-def _finish(out: Path, collection: Collection, identities: list[str], spec: StudentSpec, kind: tuple[str, int],
-            source: dict | None, report: BuildReport, tune_captions: list[str] | None = None) -> None:
+def _finish(job: IndexJob, identities: list[str], report: BuildReport) -> None:
     """The units table (the collection's order), failures, the FAISS index and, last, the manifest."""
+    out, collection, spec = job.out, job.collection, job.spec
     done, failed = _finished(out, spec.fingerprint)
     where = [done.get(ident) for ident in identities]
     keep = [w is not None for w in where]
@@ -216,24 +252,24 @@ def _finish(out: Path, collection: Collection, identities: list[str], spec: Stud
         raise CollectionError(f"{out}: nothing to index, every unit failed (see {out / 'failures.csv'})")
     dim = int(np.load(out / "shards" / f"{units.shard[0]}.npy", mmap_mode="r").shape[1])
     previous = read_manifest(out)
-    choice = vectors.choose(len(units), dim, *kind)  # (kind, RAM per video)
+    choice = vectors.choose(len(units), dim, job.kind, job.ram_per_video)
     if previous and (out / FAISS).is_file() and _same_units(out, units) and previous["index"]["kind"] == choice.kind:
         report.index = previous["index"]
     else:
         write_units(out, units)
-        queries = None if not tune_captions or choice.kind == "exact" else text_vectors(spec, tune_captions)
+        queries = None if not job.tune_captions or choice.kind == "exact" else text_vectors(spec, job.tune_captions)
         report.index = vectors.build(out, units, dim, choice, queries=queries)
-    write_manifest(out, {"model": dataclasses.asdict(spec), "model_fingerprint": spec.fingerprint, "root": collection.root,
-                         "source": source or {}, "units": len(units), "dim": dim, "index": report.index,
-                         "failed": len(failures), "skipped": len(collection.skipped)})
+    write_manifest(out, {"model": dataclasses.asdict(spec), "model_fingerprint": spec.fingerprint,
+                         "root": collection.root, "source": job.source, "units": len(units), "dim": dim,
+                         "index": report.index, "failed": len(failures), "skipped": len(collection.skipped)})
     log.info(report.summary())
 
 
 @torch.no_grad()
-def text_vectors(spec: StudentSpec, captions: list[str], batch: int = 256) -> np.ndarray:
+def text_vectors(spec: StudentSpec, captions: Sequence[str], batch: int = 256) -> np.ndarray:
     """The student's float32 text vectors of `captions`."""
     student, tokenizer = spec.load(), spec.tokenizer()
-    return np.concatenate([student.encode_text(tokenizer(captions[i:i + batch])).float().numpy()
+    return np.concatenate([student.encode_text(tokenizer(list(captions[i:i + batch]))).float().numpy()
                            for i in range(0, len(captions), batch)])
 
 
@@ -251,27 +287,22 @@ def import_bigfile(out: str | Path, folder: str | Path, spec: StudentSpec, kind:
     from ..files import content_signature
     from .bigfile import read_bigfile
 
-    out, folder = Path(out), Path(folder)
+    folder = Path(folder)
     ids, rows = read_bigfile(folder)
     signature = content_signature(folder / "feature.bin")
     units = pd.DataFrame({"key": ids, "video_id": ids, "path": "", "start": np.nan, "end": np.nan, "clock": "",
                           "size": signature["size"], "sha256": signature["sha256"]})
-    collection = Collection(str(folder.resolve()), units)
-    with experiment_lock(out):
-        manifest = read_manifest(out)
-        if manifest is not None:
-            spec_from_record(manifest["model"]).check_same(spec, str(out))
-        identities = [unit_identity(u) for u in units.itertuples(index=False)]
-        report = BuildReport(out)
-        done, _ = _finished(out, spec.fingerprint)
+    job = IndexJob(Path(out), Collection(str(folder.resolve()), units), spec, shard_size=shard_size, kind=kind,
+                   ram_per_video=ram_per_video, source={"bigfile": str(folder.resolve())})
+    with experiment_lock(job.out):
+        identities, done, _, report = _start(job)
         todo = [i for i, identity in enumerate(identities) if identity not in done]  # whatever shards made them
-        report.reused += len(identities) - len(todo)
         for start in range(0, len(todo), shard_size):
             picked = todo[start:start + shard_size]
             chunk = [identities[i] for i in picked]
             part = np.asarray(rows[picked], dtype=np.float32)
             part = part / np.linalg.norm(part, axis=1, keepdims=True).clip(min=1e-12)
-            write_shard(out, fingerprint(spec.fingerprint, chunk), spec.fingerprint, chunk, part, {})
+            write_shard(job.out, fingerprint(spec.fingerprint, chunk), spec.fingerprint, chunk, part, {})
             report.encoded += len(chunk)
-        _finish(out, collection, identities, spec, (kind, ram_per_video), {"bigfile": str(folder.resolve())}, report)
+        _finish(job, identities, report)
     return report

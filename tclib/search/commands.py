@@ -83,14 +83,14 @@ def add_commands(commands) -> None:
 
 
 def collection(args: argparse.Namespace, P):
-    from .units import collection_of
+    from .units import Moments, collection_of
 
     split = None
     if args.split is not None:
         split = (P, {"test": P.test_split, "train": P.train_split}.get(args.split, args.split))
-    return collection_of(videos=args.videos, video_list=args.list, split=split, segment_seconds=args.segment_seconds,
-                         stride=args.segment_stride, shots=args.shots, workers=args.workers,
-                         shots_in=shots_in(args))
+    moments = Moments(seconds=args.segment_seconds, stride=args.segment_stride, shots=args.shots,
+                      shots_in=shots_in(args))
+    return collection_of(videos=args.videos, video_list=args.list, split=split, moments=moments, workers=args.workers)
 
 
 def model_of(args: argparse.Namespace):
@@ -125,9 +125,7 @@ def run_index(args: argparse.Namespace) -> int:
         return 0
     if args.gpus > 1:
         return launch(args)
-    report = build_index(args.out, collection(args, P), spec, args.batch_size, args.workers, args.shard_size,
-                         args.device, args.kind, source_of(args), tune_captions=tune_captions(args),
-                         ram_per_video=ram_per_video(args))
+    report = build_index(index_job(args, spec, P))
     print(report.summary())
     return 0
 
@@ -143,6 +141,15 @@ def tune_captions(args: argparse.Namespace) -> list[str] | None:
     if not captions:
         raise TclibError(f"{args.tune_queries} holds no caption")
     return captions
+
+
+def index_job(args: argparse.Namespace, spec, P):
+    """The IndexJob of `tclib index`'s arguments (also what each process of --gpus N builds)."""
+    from .build import IndexJob
+
+    return IndexJob(args.out, collection(args, P), spec, batch_size=args.batch_size, workers=args.workers,
+                    shard_size=args.shard_size, device=args.device, kind=args.kind, ram_per_video=ram_per_video(args),
+                    source=source_of(args), tune_captions=tuple(tune_captions(args) or ()))
 
 
 def ram_per_video(args: argparse.Namespace) -> int:

@@ -11,9 +11,9 @@ import pandas as pd
 
 from ..data.synthetic import write_long_videos
 from ..params import Params
-from .build import build_index
+from .build import IndexJob, build_index
 from .model import student_spec
-from .units import collection_of
+from .units import Moments, collection_of
 
 MOMENT_SECONDS, MOMENT_STRIDE = 4, 2
 
@@ -27,14 +27,14 @@ def experiment_indexes(P: Params, run: str | None = None, seed: int | None = Non
     spec = student_spec(P, run, seed)
     workers, batch = P.decode_workers, P.eval_batch_size
     folders = {"test": index_folder(P, "test")}
-    build_index(folders["test"], collection_of(split=(P, P.test_split), workers=workers), spec, batch, workers,
-                device=P.device)
+    build_index(IndexJob(folders["test"], collection_of(split=(P, P.test_split), workers=workers), spec, batch,
+                         workers, device=P.device))
     if P.synthetic:
         videos = write_long_videos(P.data_root, P.exp_dir / "long_videos")
         folders["moments"] = index_folder(P, "moments")
-        moments = collection_of(videos=str(videos), segment_seconds=MOMENT_SECONDS, stride=MOMENT_STRIDE,
+        moments = collection_of(videos=str(videos), moments=Moments(seconds=MOMENT_SECONDS, stride=MOMENT_STRIDE),
                                 workers=workers)
-        build_index(folders["moments"], moments, spec, batch, workers, device=P.device)
+        build_index(IndexJob(folders["moments"], moments, spec, batch, workers, device=P.device))
     return folders
 
 

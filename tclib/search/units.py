@@ -331,10 +331,33 @@ def shot_units(collection: Collection, shot_file: str | os.PathLike, workers: in
     return Collection(collection.root, pd.DataFrame(rows, columns=COLUMNS), collection.skipped, collection.failures)
 
 
+@dataclass(frozen=True)
+class Moments:
+    """How a collection's videos are cut into moments: segments of `seconds` every `stride` seconds
+    (default: `seconds`), or the shots of a shot file, its times in `shots_in` (seconds or frames)."""
+
+    seconds: float | None = None
+    stride: float | None = None
+    shots: str | None = None
+    shots_in: str = "seconds"
+
+    def __post_init__(self) -> None:
+        if self.seconds is not None and self.shots is not None:
+            raise CollectionError("moments are segments (seconds) or shots (a shot file), not both")
+        if self.stride is not None and self.seconds is None:
+            raise CollectionError("a segment stride goes with segment seconds")
+
+    def cut(self, collection: Collection, workers: int) -> Collection:
+        if self.shots is not None:
+            return shot_units(collection, self.shots, workers, self.shots_in)
+        if self.seconds is not None:
+            return segment_units(collection, self.seconds, self.stride, workers)
+        return collection
+
+
 def collection_of(videos: str | None = None, video_list: str | None = None, split: tuple | None = None,
-                  segment_seconds: float | None = None, stride: float | None = None, shots: str | None = None,
-                  workers: int = 1, shots_in: str = "seconds") -> Collection:
-    """The units of one source (a folder, a list file, or (params, split)), whole or cut into moments."""
+                  moments: Moments | None = None, workers: int = 1) -> Collection:
+    """The units of one source (a folder, a list file, or (params, split)), whole or cut into `moments`."""
     if sum(x is not None for x in (videos, video_list, split)) != 1:
         raise CollectionError("give exactly one source: a videos folder, a list of videos, or a params split")
     if split is not None:
@@ -347,14 +370,10 @@ def collection_of(videos: str | None = None, video_list: str | None = None, spli
         if others:
             log.info("%s: %d files that are not videos skipped, e.g. %s", videos, len(others), others[0])
     else:
+        assert video_list is not None
         root, paths = list_videos(video_list)
         collection = Collection(root, whole_videos(root, paths))
-    if shots is not None:
-        return shot_units(collection, shots, workers, shots_in)
-    if segment_seconds is not None:
-        return segment_units(collection, segment_seconds, stride, workers)
-    return collection
-
+    return moments.cut(collection, workers) if moments is not None else collection
 
 def unit_frames(path: str, sampling: Sampling, start: float | None, end: float | None, clock: str
                 ) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..distributed import init_from_environment, is_main, local_device
 from ..runlog import LOG_FORMAT
 from .build import build_index
-from .commands import collection, model_of, ram_per_video, source_of, tune_captions
+from .commands import index_job, model_of
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,11 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     init_from_environment(job["device"])
     logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format=LOG_FORMAT, stream=sys.stdout)
     args = argparse.Namespace(**{**job, "out": Path(job["out"])})
+    args.device = str(local_device(args.device))  # the GPU of this process's local rank
     spec, P = model_of(args)
-    device = str(local_device(args.device))  # the GPU of this process's local rank
-    report = build_index(args.out, collection(args, P), spec, args.batch_size,
-                         args.workers, args.shard_size, device, args.kind, source_of(args), lock=False,
-                         tune_captions=tune_captions(args), ram_per_video=ram_per_video(args))
+    report = build_index(index_job(args, spec, P), lock=False)  # the launcher holds the lock
     if is_main():
         print(report.summary())
 
