@@ -7,8 +7,12 @@ trained model side by side.
     explorer.attention("video7", "a red circle ...")            # one row per weights, one column per frame
     explorer.widget()                             # the same in ipywidgets, in JupyterLab
 
-Every video's features are computed once per model, a batch of frames at a time (tensors of
-features are kept, never frames); a query then costs one text forward per model.
+`ModelBank` holds the models (placed on their device when loaded) and answers in tables: scores,
+rankings, frame weights. `Explorer` draws them: figures and the widget. Every video's features are
+computed once per model, a batch of frames at a time (tensors of features are kept, never frames); a
+query then costs one text forward per model. Every model's score is its retrieval score — its logits,
+the cosine times the model's logit scale, as the evaluation ranks by — so students and teachers are
+on one scale.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from .plots import Figure, attention_figure, ranking_figure, thumbnail_strip
 from .train import resolve_device
 
 
-class Explorer:
-    """Every trained model of a params file (students and teachers, one seed) over its test split."""
+class ModelBank:
+    """Every trained model of a params file (students and teachers, one seed) over its test split, each
+    in eval mode on `device` from the start."""
 
     def __init__(self, P: Params, data: Data, seed: int | None = None, device: str | None = None) -> None:
         self.P, self.data = P, data
@@ -47,6 +52,8 @@ class Explorer:
             self.models[parse_run(run).label] = load_student(P, data, run, seed_of_run)
         for name in P.teachers:
             self.models[teacher_label(name)] = load_teacher(P, data, name, self.seed)
+        for model in self.models.values():
+            model.eval().to(self.device)
         self._video_features: dict[str, Any] = {}
         self.truth, _ = ground_truth(P.data_root, data.cache.sampling)
 
@@ -68,7 +75,8 @@ class Explorer:
 
     @torch.no_grad()
     def scores(self, query: str) -> dict[str, np.ndarray]:
-        """{model: (V,) similarity of the query text with every test video}."""
+        """{model: (V,) the model's retrieval score (logits: cosine times its logit scale) of the query
+        text with every test video}."""
         tokens = self.tokenizer([query]).to(self.device)
         out = {}
         for label, model in self.models.items():
@@ -81,7 +89,7 @@ class Explorer:
                 out[label] = torch.cat(sims, dim=1)[0].float().cpu().numpy()
             else:
                 text = model.encode_text(tokens)
-                out[label] = (text @ video.to(self.device).t())[0].float().cpu().numpy()
+                out[label] = (model.logit_scale * (text @ video.to(self.device).t()))[0].float().cpu().numpy()
         return out
 
     def correct_video(self, query: str) -> str | None:
@@ -91,7 +99,7 @@ class Explorer:
 
     def rank(self, query: str, k: int = 10) -> pd.DataFrame:
         """The top-k test videos of `query` for every model: columns model, place (1 = best),
-        video_id, score, correct, and correct_rank (the place of the caption's own video among all
+        video_id, score (the model's logits, see `scores`), correct, and correct_rank (the place of the caption's own video among all
         test videos; NaN when the query is not a test caption)."""
         correct = self.correct_video(query)
         rows = []
@@ -120,7 +128,6 @@ class Explorer:
         frames, mask = read_videos(self.test, np.array([position]), self.device)
         for label, model in self.models.items():
             if isinstance(model, Teacher):
-                model.eval().to(self.device)
                 rows[f"{label} relevance"] = model.relevance(model.encode_text(tokens),
                                                             model.encode_video(frames, mask))[0].cpu().numpy()
         if (video_id, caption) in self.truth:
@@ -134,9 +141,28 @@ class Explorer:
                            f"(test videos: {', '.join(self.video_ids[:5])}, ...)")
         return self.video_ids.index(video_id)
 
+
+class Explorer:
+    """The bank's tables as figures and an ipywidgets explorer (the bank: `bank`, or the same methods
+    here: rank, attention, captions, video_ids, correct_video, models)."""
+
+    def __init__(self, P: Params, data: Data, seed: int | None = None, device: str | None = None) -> None:
+        self.bank = ModelBank(P, data, seed, device)
+        self.data, self.models = data, self.bank.models
+        self.rank, self.attention, self.correct_video = self.bank.rank, self.bank.attention, self.bank.correct_video
+
+    @property
+    def captions(self) -> list[str]:
+        return self.bank.captions
+
+    @property
+    def video_ids(self) -> list[str]:
+        return self.bank.video_ids
+
     # ----------------------------------------------------------------------------------- figures
 
     def ranking_figure(self, query: str, k: int = 10) -> Figure:
+        """The top-k videos of every model as thumbnail strips with their scores (the model's logits)."""
         table = self.rank(query, k)
         thumbnails = {}
         for video_id in table.video_id.unique():
@@ -152,7 +178,7 @@ class Explorer:
         frames, mask = self.data.cache.get(video_id)
         rows = {label: row.to_numpy() for label, row in self.attention(video_id, caption).iterrows()}
         return attention_figure([{"frames": frames, "mask": mask, "video_id": video_id, "caption": caption,
-                                  "rows": rows}], seed=self.seed)
+                                  "rows": rows}], seed=self.bank.seed)
 
     # ----------------------------------------------------------------------------------- widgets
 

@@ -63,3 +63,16 @@ def test_explorer_widget_follows_the_query(explorer):
     caption = explorer.captions[-1]
     pick.value = caption
     assert query.value == caption and video.value == explorer.correct_video(caption)
+
+
+def test_the_bank_places_every_model_on_its_device_and_scores_them_on_one_scale(demo_run, explorer):
+    from tclib.evaluate import similarity_matrix
+
+    bank = explorer.bank
+    assert all(next(model.parameters()).device == bank.device for model in bank.models.values())
+    assert all(not model.training for model in bank.models.values())
+    caption = 0  # the first test caption: its row of each model's evaluation logits
+    scores = bank.scores(explorer.captions[caption])
+    for label in ("TeachCLIP (X-CLIP + TS2-Net)", "X-CLIP (teacher)"):  # a student and a teacher
+        logits, _ = similarity_matrix(bank.models[label], bank.test, 50, bank.device)
+        np.testing.assert_allclose(scores[label], logits[caption], rtol=1e-4, atol=1e-3)  # not cosines: logits
