@@ -26,6 +26,7 @@ import yaml
 from .. import __version__
 from ..data.frames import CLIP_MEAN, CLIP_STD
 from ..errors import CheckpointError, ParamsError
+from ..experiment.report import markdown_rows
 from ..files import atomic_path, write_text
 from ..params import Params
 from ..project import relative_to_root
@@ -125,11 +126,8 @@ def metrics_table(rows: pd.DataFrame | None) -> str:
     if rows is None:
         return "Not evaluated yet (04_evaluate writes results/<exp>/metrics.csv)."
     columns = ["inference", *[c for c in METRIC_COLUMNS if c in rows.columns]]
-    head = "| " + " | ".join(columns) + " |"
-    rule = "|" + "---|" * len(columns)
-    body = ["| " + " | ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row) + " |"
-            for row in rows[columns].itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+    return markdown_rows(pd.DataFrame({c: [f"{v:.1f}" if isinstance(v, float) else str(v) for v in rows[c]]
+                                       for c in columns}))
 
 
 # ------------------------------------------------------------------------------------------ loading

@@ -319,7 +319,8 @@ def shot_units(collection: Collection, shot_file: str | os.PathLike, workers: in
         if video.path not in lengths:
             continue  # the video itself failed
         length = lengths[video.path]
-        start, end = (first, last) if unit == "seconds" else (first / length.fps, (last + 1) / length.fps)
+        start, end = (first, last) if unit == "seconds" else (length.frame_seconds(first),
+                                                              length.frame_seconds(last + 1))
         if start >= length.seconds:
             collection.failures[moment_key(video.video_id, start, end)] = (
                 f"{where}: starts after the video ends ({seconds_text(length.seconds)} s)")
