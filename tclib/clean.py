@@ -6,7 +6,8 @@ folders under results/<exp>/ (frame caches, backbone, teachers and their feature
 students) that none of those params files would read, with their sizes, and removes them unless
 `dry_run`. Executed notebooks, tables and logs are never touched. An experiment whose frame cache
 is not complete yet is skipped whole: what its stages read cannot be known before its data is
-prepared.
+prepared. Folders an earlier tclib made (before identities were location-independent) are never
+removed: they are listed, for `tclib migrate` to adopt or for their owner to remove by hand.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 
 from .errors import TclibError
 from .experiment.data import prepared_data
-from .experiment.plan import found_stages, stage_plan
+from .experiment.plan import stage_plan
 from .params import Params, load_params
+from .stages import made_by_earlier_rule
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ STAGE_FOLDERS = ("frames/*", "backbone/*", "teachers/*/*", "teachers/*/*/feature
 class CleanReport:
     removed: list[tuple[Path, int]] = field(default_factory=list)  # folder, bytes
     kept: list[Path] = field(default_factory=list)
+    earlier_rule: list[Path] = field(default_factory=list)  # made by an earlier tclib: kept, never removed here
     skipped: list[str] = field(default_factory=list)  # experiments left alone, with the reason
 
     @property
@@ -38,15 +41,12 @@ class CleanReport:
         return sum(size for _, size in self.removed)
 
 
-def referenced(P: Params, adopt: bool = True) -> set[Path] | None:
-    """The stage folders the run of `P` reads or writes, or None when its data is not prepared. Folders
-    an earlier tclib made for these stages count (adopted into their place, or, without `adopt`, where
-    they lie)."""
-    data = prepared_data(P, adopt)
+def referenced(P: Params) -> set[Path] | None:
+    """The stage folders the run of `P` reads or writes, or None when its data is not prepared."""
+    data = prepared_data(P)
     if data is None:
         return None
-    found = [folder for folder in found_stages(P, data, adopt).values() if folder is not None]
-    return {path.resolve() for path in [*stage_plan(P, data).values(), *found]}
+    return {path.resolve() for path in stage_plan(P, data).values()}
 
 
 def stage_folders(exp_dir: Path) -> list[Path]:
@@ -68,7 +68,7 @@ def clean(params_files: list[str | Path], dry_run: bool = False) -> CleanReport:
         if not exp_dir.is_dir():
             continue
         try:
-            folders = referenced(P, adopt=not dry_run)
+            folders = referenced(P)
         except TclibError as err:
             report.skipped.append(f"{exp_dir} ({path}): {err}")
             wanted[exp_dir] = None
@@ -84,21 +84,28 @@ def clean(params_files: list[str | Path], dry_run: bool = False) -> CleanReport:
         for folder in stage_folders(exp_dir):
             if folder in folders:
                 report.kept.append(folder)
-                continue
-            if not folder.exists():  # inside a folder removed just before
-                continue
-            size = folder_size(folder)
-            report.removed.append((folder, size))
-            if not dry_run:
-                shutil.rmtree(folder)
+            elif made_by_earlier_rule(folder) or any(folder.is_relative_to(e) for e in report.earlier_rule):
+                report.earlier_rule.append(folder)
+            else:
+                remove_folder(folder, dry_run, report)
     return report
+
+
+def remove_folder(folder: Path, dry_run: bool, report: CleanReport) -> None:
+    if folder.exists():  # not inside a folder removed just before
+        size = folder_size(folder)
+        report.removed.append((folder, size))
+        if not dry_run:
+            shutil.rmtree(folder)
 
 
 def format_report(report: CleanReport, dry_run: bool) -> str:
     verb = "would remove" if dry_run else "removed"
     lines = [f"{verb} {folder} ({size / 2**20:.1f} MiB)" for folder, size in report.removed]
     lines += [f"skipped {reason}" for reason in report.skipped]
+    lines += [f"kept {folder}: made by an earlier tclib (`tclib migrate` adopts it if a params file names it)"
+              for folder in report.earlier_rule]
     lines.append(f"{verb} {len(report.removed)} stage folder(s), {report.freed / 2**20:.1f} MiB; "
-                 f"kept {len(report.kept)}")
+                 f"kept {len(report.kept) + len(report.earlier_rule)}")
     return "\n".join(lines)
 

@@ -20,6 +20,9 @@ notebook, logs/).
 `tclib clean [params files]` removes the stage folders under results/ that none of the params
 files (default: params/*.yaml) refers to any more, and says how much space that frees.
 
+`tclib migrate [params files]` adopts the stage folders an earlier tclib made for those params
+(before identities were location-independent), in place or after a move, and lists them (tclib.migrate).
+
 `tclib index OUT --videos DIR --params P` encodes a collection of videos (or moments) with a trained
 student; `tclib search OUT "query"` searches it; `tclib export bigfile` writes features in TeachCLIP's
 BigFile layout (tclib.search).
@@ -240,15 +243,28 @@ def _run_memory(args: argparse.Namespace) -> int:
     return 0 if fits else 1
 
 
+def _params_files(given: list[str]) -> list[str]:
+    """The params files given, else every params/*.yaml of the project."""
+    params = project_root() / "params"
+    files = given or sorted(str(p) for p in params.glob("*.yaml"))
+    if not files:
+        raise TclibError(f"no params files given, and none in {params}/")
+    return files
+
+
 def _run_clean(args: argparse.Namespace) -> int:
     from .clean import clean, format_report
 
-    params = project_root() / "params"
-    files = args.params or sorted(str(p) for p in params.glob("*.yaml"))
-    if not files:
-        raise TclibError(f"no params files given, and none in {params}/")
-    print(format_report(clean(files, dry_run=args.dry_run), args.dry_run))
+    print(format_report(clean(_params_files(args.params), dry_run=args.dry_run), args.dry_run))
     return 0
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from .migrate import format_report, migrate
+
+    report = migrate(_params_files(args.params), dry_run=args.dry_run)
+    print(format_report(report, args.dry_run))
+    return 1 if report.problems else 0
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
@@ -282,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     tidy.add_argument("params", nargs="*", help="params files whose stages are kept (default: params/*.yaml)")
     tidy.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     tidy.set_defaults(handler=_run_clean)
+
+    move = commands.add_parser("migrate", help="adopt the stage folders an earlier tclib made for these params "
+                                                "(exit code 1 when a stage has several candidates)")
+    move.add_argument("params", nargs="*", help="params files whose stages are adopted (default: params/*.yaml)")
+    move.add_argument("--dry-run", action="store_true", help="list what would be adopted, rename nothing")
+    move.set_defaults(handler=_run_migrate)
 
     memory = commands.add_parser("memory", help="a training step's memory per GPU, estimated from the params "
                                                  "(exit code 1 when it does not fit the GPU)")

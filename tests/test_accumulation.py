@@ -74,7 +74,7 @@ def test_micro_batches_are_not_the_earlier_meaning():
 def test_a_student_trained_with_the_earlier_meaning_is_not_found_done():
     earlier = dict(epochs=1, lr=1e-4, batch_size=8, clip_lr_scale=0.0, weight_decay=0.2, warmup_proportion=0.1,
                    grad_clip=1.0, beta=1.0)
-    assert TrainingInputs(**earlier).record() == earlier  # one batch at a time: the record of before
+    assert TrainingInputs(**earlier).as_json() == earlier  # one batch at a time: the record of before
     split = TrainingInputs(**earlier, grad_accumulation=2)
     exact = dataclasses.replace(split, exact_accumulation=True)
     assert exact.fingerprint != split.fingerprint

@@ -1,7 +1,7 @@
 """The small demo against what it wrote before the code was reorganised (tests/golden/small/, recorded
 then on one machine): the same retrieval table, the same attention figures up to the last digits a
-CPU's BLAS kernels decide, and a project made before it, copied to another folder, found done stage
-by stage.
+CPU's BLAS kernels decide, and a project made before it, copied to another folder, adopted by
+`tclib migrate` and then found done stage by stage.
 
 tests/golden/small/earlier/ holds the stage records of that earlier run of the small demo (the
 folders' records and manifests: what makes a stage done; the weights are not kept). Its stage
@@ -17,11 +17,12 @@ from conftest import GOLDEN, new_project, small_demo
 
 from tclib.clean import stage_folders
 from tclib.data.npyrows import NpyRows
-from tclib.experiment.data import prepare_data, prepared_data
+from tclib.experiment.data import prepare_data
 from tclib.experiment.plan import found_stages, stage_plan
 from tclib.files import read_json
+from tclib.migrate import migrate
 from tclib.params import load_params
-from tclib.stages import read_record
+from tclib.stages import made_by_earlier_rule, read_record
 
 EARLIER = GOLDEN / "small" / "earlier"
 
@@ -83,33 +84,54 @@ def earlier_folders() -> set[str]:
     return folders | {str(p.parent.relative_to(EARLIER)) for p in EARLIER.glob("teachers/*/*/features/*/manifest.json")}
 
 
-def test_a_project_made_before_and_copied_elsewhere_is_found_done_stage_by_stage(demo_run, tmp_path, monkeypatch):
-    P = in_project(earlier_project(tmp_path / "copied", demo_run), monkeypatch)
+def small_params(project: Path) -> Path:
+    """The small demo's params as one file (what `tclib migrate` and `tclib clean` are given)."""
+    import yaml
+
+    params = project / "params" / "small.yaml"
+    params.write_text(yaml.safe_dump({**yaml.safe_load((project / "params" / "demo.yaml").read_text()), **small_demo()}))
+    return params
+
+
+def adoptions(report, exp_dir: Path) -> dict[str, str]:
+    return {a.key: str(a.earlier.relative_to(exp_dir)) for a in report.adopted}
+
+
+def test_a_project_made_before_and_copied_elsewhere_is_adopted_by_migrate_stage_by_stage(demo_run, tmp_path,
+                                                                                          monkeypatch):
+    project = earlier_project(tmp_path / "copied", demo_run)
+    P = in_project(project, monkeypatch)
     exp_dir = P.exp_dir
 
-    # asked without adopting (as `tclib clean --dry-run` asks): every stage found, where it lies
-    data = prepared_data(P, adopt=False)
-    where = relative(found_stages(P, data, adopt=False), exp_dir)
-    assert set(where) == set(stage_plan(P, data)) and None not in where.values()
+    # a dry run: every earlier folder found where it lies, nothing renamed
+    where = adoptions(migrate([small_params(project)], dry_run=True), exp_dir)
     assert set(where.values()) == earlier_folders()
+    assert {str(p.relative_to(exp_dir)) for p in stage_folders(exp_dir)} == earlier_folders()
 
-    # a rerun finds every stage done: each earlier folder adopted under its new fingerprint
-    data = prepare_data(P)
+    # the migration: each earlier folder adopted under its new fingerprint
+    report = migrate([small_params(project)])
+    assert not report.problems and adoptions(report, exp_dir) == where
+    data = prepare_data(P)  # a rerun finds every stage done
     found = relative(found_stages(P, data), exp_dir)
-    assert found == relative(stage_plan(P, data), exp_dir)
-    for key, folder in found.items():  # a folder whose fingerprint read no path keeps its name and record
-        if folder != where[key] and not key.startswith("teacher-features"):
+    assert found == relative(stage_plan(P, data), exp_dir) and set(found.values()) == {found[k] for k in where}
+    for key, folder in found.items():  # a folder whose fingerprint read no path keeps its name
+        if key in where and not key.startswith("teacher-features"):
             record = read_record(exp_dir / folder)
-            assert record["format"] == 2 and record["info"]["adopted_from"] == Path(where[key]).name
+            assert record["format"] == 2
+            assert record["info"].get("adopted_from") == (None if folder == where[key] else Path(where[key]).name)
     assert found["backbone"] == where["backbone"] and found["frames"] != where["frames"]
     # and the folders are those the same demo made from scratch, by this code, in another folder
     _, made_here = demo_run
     assert found == relative(stage_plan(made_here, prepare_data(made_here)), made_here.exp_dir)
     assert {str(p.relative_to(exp_dir)) for p in stage_folders(exp_dir)} == set(found.values())  # no other
+    assert not any(made_by_earlier_rule(p) for p in stage_folders(exp_dir))
+    assert migrate([small_params(project)]).adopted == []  # a second migration: nothing left to adopt
 
 
 def test_an_adopted_project_copied_again_reruns_nothing(demo_run, tmp_path, monkeypatch):
-    P = in_project(earlier_project(tmp_path / "first", demo_run), monkeypatch)
+    project = earlier_project(tmp_path / "first", demo_run)
+    P = in_project(project, monkeypatch)
+    migrate([small_params(project)])
     adopted = relative(found_stages(P, prepare_data(P)), P.exp_dir)
     shutil.copytree(tmp_path / "first", tmp_path / "second")  # as `cp -r`: new modification times
     os.utime(tmp_path / "second" / "data" / "videos" / "video0.mp4", (0, 0))
@@ -119,18 +141,18 @@ def test_an_adopted_project_copied_again_reruns_nothing(demo_run, tmp_path, monk
     assert relative(stage_plan(P, data), P.exp_dir) == adopted
 
 
-def test_clean_counts_the_folders_made_before_as_referenced(demo_run, tmp_path, monkeypatch):
-    import yaml
-
+def test_clean_removes_none_of_the_folders_made_before_migrated_or_not(demo_run, tmp_path, monkeypatch, capsys):
     from tclib.clean import clean
+    from tclib.cli import main
 
     project = earlier_project(tmp_path / "copied", demo_run)
     P = in_project(project, monkeypatch)
-    params = project / "params" / "small.yaml"
-    params.write_text(yaml.safe_dump({**yaml.safe_load((project / "params" / "demo.yaml").read_text()), **small_demo()}))
+    params = small_params(project)
     before = {str(p.relative_to(P.exp_dir)) for p in stage_folders(P.exp_dir)}
     assert before == earlier_folders()
-    assert clean([params], dry_run=True).removed == []
-    assert {str(p.relative_to(P.exp_dir)) for p in stage_folders(P.exp_dir)} == before  # a dry run renames nothing
+    assert clean([params]).removed == []  # not migrated: its frame cache is not found, the experiment is left alone
+    assert {str(p.relative_to(P.exp_dir)) for p in stage_folders(P.exp_dir)} == before
+    assert main(["migrate", str(params)]) == 0  # the command
+    assert capsys.readouterr().out.splitlines()[-1] == f"adopted {len(before)} stage folder(s)"
     report = clean([params])
     assert report.removed == [] and len(report.kept) == len(before)  # adopted, every one kept

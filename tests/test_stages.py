@@ -2,7 +2,6 @@
 nothing finished is deleted, and `tclib clean`."""
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +30,7 @@ def plan(changes: dict | None = None, failed: tuple[str, ...] = ("video2",)) -> 
     frames_fp = frames_inputs(P, videos).fingerprint
     train = TRAIN[~TRAIN.clip_id.isin(failed)]
     ids = Identities(frames_fp, train_fingerprint(frames_fp, train), backbone_fingerprint(P))
-    return stage_plan(P, Data(train, train, None, "", ids, ids))
+    return stage_plan(P, Data(train, train, None, "", ids))
 
 
 def changed(after: dict[str, Path], before: dict[str, Path] | None = None) -> set[str]:
@@ -158,24 +157,25 @@ def test_a_loaded_teacher_is_one_model_for_every_seed():
 
 def test_a_stage_of_other_inputs_is_kept_beside_and_found_again(tmp_path):
     first = Stage(tmp_path / "students" / "teachclip", {"epochs": 5})
-    assert not first.done()
+    assert not first.finished() and not first.directory.exists()  # asking makes nothing
+    first.begin()
     (first.directory / "model.pt").write_text("weights")
     first.finish()
     second = Stage(tmp_path / "students" / "teachclip", {"epochs": 3})
-    assert not second.done() and second.directory != first.directory
+    assert not second.finished() and second.directory != first.directory
     assert (first.directory / "model.pt").read_text() == "weights"  # nothing deleted
-    assert Stage(tmp_path / "students" / "teachclip", {"epochs": 5}).done()  # switching back reuses it
+    assert Stage(tmp_path / "students" / "teachclip", {"epochs": 5}).finished()  # switching back reuses it
 
 
 def test_a_new_run_names_the_inputs_that_differ_from_the_nearest_finished_one(tmp_path, caplog):
     base = tmp_path / "teachers" / "xclip"
     for inputs in ({"seed": 0, "lr": 1e-4, "epochs": 5}, {"seed": 1, "lr": 1e-4, "epochs": 5}):
         stage = Stage(base, inputs)
-        stage.done()
+        stage.begin()
         stage.finish()
     with caplog.at_level("INFO", logger="tclib.stages"):
-        Stage(base, {"seed": 1, "lr": 3e-4, "epochs": 5}).done()
-        Stage(base, {"seed": 2, "lr": 1e-4, "epochs": 5}).done()
+        Stage(base, {"seed": 1, "lr": 3e-4, "epochs": 5}).begin()
+        Stage(base, {"seed": 2, "lr": 1e-4, "epochs": 5}).begin()
     first, second = caplog.messages
     assert first.endswith(f"the finished run {Stage(base, {'seed': 1, 'lr': 1e-4, 'epochs': 5}).fingerprint} "
                           "(kept) differs in lr")
@@ -240,45 +240,3 @@ def test_a_file_identity_is_its_path_under_the_data_set_and_a_signature_of_its_c
         other.write_bytes(bytes(changed))
         assert content_signature(other) != content_signature(video)
     assert content_signature(tmp_path / "nothing.mp4") == {"missing": True}
-
-
-def test_an_earlier_folder_is_adopted_under_the_new_fingerprint(tmp_path):
-    base = tmp_path / "teachers" / "xclip"
-    earlier = {"teacher": "xclip", "checkpoint": {"path": "/old/place/xclip.bin", "size": 700, "mtime_ns": 1}}
-    old = Stage(base, earlier)  # written as the earlier code wrote its records: no "format"
-    old.directory.mkdir(parents=True)
-    (old.directory / "stage.json").write_text(json.dumps({"fingerprint": old.fingerprint, "inputs": old.inputs,
-                                                          "info": {"checkpoint": "/old/place/xclip.bin"}}))
-    (old.directory / "model.pt").write_text("weights")
-    new = {"teacher": "xclip", "checkpoint": {"size": 700, "sha256": "ab"}}
-    # in place: the earlier inputs are computed exactly
-    assert Stage(base, new, legacy=earlier).find(adopt=False) == old.directory
-    # after a move the path (and time) differ: matched by file name and size, not by other files
-    moved = {"teacher": "xclip", "checkpoint": {"path": "/new/place/xclip.bin", "size": 700, "mtime_ns": 2}}
-    assert Stage(base, new, legacy=moved).find(adopt=False) == old.directory
-    for other in ({**moved["checkpoint"], "size": 701}, {**moved["checkpoint"], "path": "/new/place/other.bin"}):
-        assert Stage(base, new, legacy={"teacher": "xclip", "checkpoint": other}).find(adopt=False) is None
-    stage = Stage(base, new, legacy=moved)
-    assert stage.done() and not old.directory.exists()
-    assert (stage.directory / "model.pt").read_text() == "weights"  # renamed, nothing copied or lost
-    record = json.loads(stage.record.read_text())
-    assert record["inputs"] == new and record["format"] == 2
-    assert record["info"] == {"checkpoint": "/old/place/xclip.bin", "adopted_from": old.fingerprint}
-    assert Stage(base, new).done()  # found by its own fingerprint from now on
-
-
-def test_a_folder_in_the_way_of_an_adoption_is_an_error_of_the_kit_naming_both(tmp_path):
-    from tclib.errors import TclibError
-    from tclib.stages import adopt_folder
-
-    earlier, directory = tmp_path / "earlier", tmp_path / "new"
-    earlier.mkdir()
-    (earlier / "model.pt").write_text("weights")
-    directory.mkdir()
-    (directory / "notes.txt").write_text("mine")
-    with pytest.raises(TclibError, match=r"new is in the way of the finished run .*earlier; move one of them away"):
-        adopt_folder(earlier, directory)
-    assert (earlier / "model.pt").read_text() == "weights" and (directory / "notes.txt").read_text() == "mine"
-    (directory / "notes.txt").unlink()  # an empty folder left by a run that did nothing yet is replaced
-    adopt_folder(earlier, directory)
-    assert (directory / "model.pt").read_text() == "weights" and not earlier.exists()

@@ -11,13 +11,12 @@ Identities do not depend on where the project or the data lie: a video is its pa
 data set's folder (`videos_dir`, else `data_root`) and its content signature, a checkpoint its content
 signature (tclib.stages.file_identity, tclib.files.content_signature). So a project or a data set
 moved, copied or mounted elsewhere reruns nothing, and a file replaced with other content reruns what
-read it. Folders made before this rule are found again through `Data.earlier` (tclib.experiment.legacy).
+read it. Folders made before this rule are adopted by `tclib migrate` (tclib.migrate).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,15 +34,13 @@ from ..data import (
     read_annotations,
     write_synthetic_msrvtt,
 )
-from ..data.framecache import cache_params
 from ..errors import ParamsError
 from ..evaluate import TestSet
 from ..files import content_signature
 from ..models import Tokenizer
 from ..params import Params
 from ..pretrain import pretrain_clip
-from ..stages import Stage, StageInputs, file_identity, fingerprint, legacy_file_identity, read_record
-from . import legacy
+from ..stages import Stage, StageInputs, file_identity, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +51,23 @@ MODEL_FORMAT = 2
 
 @dataclass(frozen=True)
 class Identities:
-    """What the later stages' inputs are made of: the fingerprints of the data and of the backbone, and
-    how a checkpoint file is identified."""
+    """What the later stages' inputs are made of: the fingerprints of the data and of the backbone."""
 
     frames: str  # the sampling and the video of every clip (and the synthetic set's params)
     train: str  # the frames, and the (video, caption) pairs actually used for training
     backbone: str  # the CLIP weights every model starts from
-    checkpoint: Callable[[str], Any] = content_signature  # a checkpoint file's identity
 
 
 @dataclass
 class Data:
     """What the later stages read: annotation tables, the frame source, the backbone to start from,
-    and the identities of their inputs (`earlier`: the same under the rule of stage records made
-    before identities were location-independent, to find those folders)."""
+    and the identities of their inputs."""
 
     train: pd.DataFrame
     test: pd.DataFrame
     cache: FrameCache | DecodedFrames
     clip_pretrained: str  # the params' own value, or the pretrained demo backbone's file
     ids: Identities
-    earlier: Identities
 
 
 def prepare_data(P: Params) -> Data:
@@ -89,44 +82,35 @@ def prepare_data(P: Params) -> Data:
     if cache.failed:
         log.warning("%d videos could not be decoded (see %s); their captions are left out",
                     len(cache.failed), stage.directory / "failures.csv")
-    return data_of(P, train, test, cache, stage, videos, pretrain_backbone(P))
+    return data_of(P, train, test, cache, stage, pretrain_backbone(P))
 
 
-def prepared_data(P: Params, adopt: bool = True) -> Data | None:
+def prepared_data(P: Params) -> Data | None:
     """The Data of an experiment whose data stage has run, read without building anything (what
-    `tclib clean` asks; without `adopt`, a frame cache of an earlier tclib is read where it lies);
-    None while its frame cache is not complete."""
+    `tclib clean` asks); None while its frame cache is not complete."""
     train, test = read_splits(P)
     videos = video_specs(train, test)
     stage = frames_stage(P, videos)
     if P.frame_cache:
-        folder = stage.directory if stage.record.is_file() else earlier_frames(P, videos, stage, adopt)
-        if folder is None or not (folder / "manifest.json").is_file():
+        if not (stage.directory / "manifest.json").is_file():
             return None
-        cache = FrameCache(folder)
+        cache = FrameCache(stage.directory)
         if not cache.complete:
             return None
     else:
         cache = DecodedFrames(videos, sampling_of(P), P.decode_workers)
     clip_pretrained = str(backbone_stage(P).directory / "clip.pt") if P.pretrain_steps > 0 else P.clip_pretrained
-    earlier = cache.cache_dir.name if P.frame_cache and cache.cache_dir != stage.directory else None
-    return data_of(P, train, test, cache, stage, videos, clip_pretrained, earlier)
+    return data_of(P, train, test, cache, stage, clip_pretrained)
 
 
 def data_of(P: Params, train: pd.DataFrame, test: pd.DataFrame, cache: FrameCache | DecodedFrames, stage: Stage,
-            videos: dict, clip_pretrained: str, earlier_frames_fp: str | None = None) -> Data:
-    """The Data of the splits over a frame source: the captions of videos that failed to decode left out.
-    The frames' earlier fingerprint: `earlier_frames_fp`, else the folder the cache was adopted from,
-    else the one the earlier rule gives here."""
+            clip_pretrained: str) -> Data:
+    """The Data of the splits over a frame source: the captions of videos that failed to decode left out."""
     failed = set(cache.failed)
     train = train[~train.clip_id.isin(failed)].reset_index(drop=True)
     test = test[~test.clip_id.isin(failed)].reset_index(drop=True)
-    earlier_frames_fp = (earlier_frames_fp or read_record(stage.directory).get("info", {}).get("adopted_from")
-                         or legacy.frames_fingerprint(P, videos, image_size_of(P.clip_model)))
     ids = Identities(stage.fingerprint, train_fingerprint(stage.fingerprint, train), backbone_fingerprint(P))
-    earlier = Identities(earlier_frames_fp, train_fingerprint(earlier_frames_fp, train),
-                         backbone_fingerprint(P, legacy_file_identity), legacy_file_identity)
-    return Data(train, test, cache, clip_pretrained, ids, earlier)
+    return Data(train, test, cache, clip_pretrained, ids)
 
 
 def read_splits(P: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -199,27 +183,13 @@ def frame_source(P: Params, videos: dict, stage: Stage) -> FrameCache | DecodedF
     """The frame cache of these videos (built here unless done), or decoding on the fly."""
     if not P.frame_cache:
         return DecodedFrames(videos, sampling_of(P), P.decode_workers)
-    if not stage.record.is_file():
-        earlier_frames(P, videos, stage, adopt=True)
-    stage.done()
+    if not stage.finished():
+        stage.begin()
     cache = build_frame_cache(videos, stage.directory, sampling_of(P), P.decode_workers,
                               storage=P.frame_cache_format, jpeg_quality=P.jpeg_quality)
-    if cache.complete and not stage.record.is_file():
+    if cache.complete and not stage.finished():
         stage.finish(videos=len(cache), failed=len(cache.failed))
     return cache
-
-
-def earlier_frames(P: Params, videos: dict, stage: Stage, adopt: bool) -> Path | None:
-    """The frame cache of these videos that an earlier tclib made: adopted into the stage's folder (its
-    record naming it), or without `adopt` where it lies; None when there is none."""
-    params = cache_params(sampling_of(P), P.frame_cache_format, P.jpeg_quality)
-    earlier = legacy.earlier_frame_cache(P, videos, params, stage.base, image_size_of(P.clip_model))
-    if earlier is None or not adopt:
-        return earlier
-    legacy.adopt_frame_cache(earlier, stage.directory)
-    cache = FrameCache(stage.directory)
-    stage.finish(videos=len(cache), failed=len(cache.failed), adopted_from=earlier.name)
-    return stage.directory
 
 
 def train_fingerprint(frames_fp: str, train: pd.DataFrame) -> str:
@@ -245,28 +215,28 @@ class BackboneInputs(StageInputs):
     synthetic_seed: int
 
 
-def backbone_inputs(P: Params, identify: Callable[[str], Any] = content_signature) -> BackboneInputs:
-    return BackboneInputs(MODEL_FORMAT, P.clip_model, clip_source(P, identify), P.pretrain_steps,
+def backbone_inputs(P: Params) -> BackboneInputs:
+    return BackboneInputs(MODEL_FORMAT, P.clip_model, clip_source(P), P.pretrain_steps,
                           P.pretrain_batch_size, P.pretrain_lr, P.max_words, P.synthetic_frame_size, P.synthetic_seed)
 
 
-def clip_source(P: Params, identify: Callable[[str], Any] = content_signature) -> Any:
-    """The identity of clip_pretrained: a pretrained tag as it is, a local file by `identify`."""
+def clip_source(P: Params) -> Any:
+    """The identity of clip_pretrained: a pretrained tag as it is, a local file by its content signature."""
     pretrained = P.clip_pretrained
     if pretrained and (Path(pretrained).exists() or Path(pretrained).suffix in {".pt", ".pth", ".bin", ".safetensors"}):
-        return identify(pretrained)
+        return content_signature(pretrained)
     return pretrained
 
 
 def backbone_stage(P: Params) -> Stage:
-    return Stage(P.exp_dir / "backbone", backbone_inputs(P), legacy=backbone_inputs(P, legacy_file_identity))
+    return Stage(P.exp_dir / "backbone", backbone_inputs(P))
 
 
-def backbone_fingerprint(P: Params, identify: Callable[[str], Any] = content_signature) -> str:
+def backbone_fingerprint(P: Params) -> str:
     """The CLIP weights every model starts from: the pretraining stage's, or the params' own."""
     if P.pretrain_steps > 0:
-        return backbone_inputs(P, identify).fingerprint
-    return fingerprint(P.clip_model, clip_source(P, identify))
+        return backbone_inputs(P).fingerprint
+    return fingerprint(P.clip_model, clip_source(P))
 
 
 def pretrain_backbone(P: Params) -> str:
@@ -275,7 +245,8 @@ def pretrain_backbone(P: Params) -> str:
     if P.pretrain_steps <= 0:
         return P.clip_pretrained
     stage = backbone_stage(P)
-    if not stage.done():
+    if not stage.finished():
+        stage.begin()
         stage.finish(**pretrain_clip(P, image_size_of(P.clip_model), stage.directory))
     return str(stage.directory / "clip.pt")
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..params import Params
+from ..scoring import MANIFEST
+from ..stages import RECORD
 from .data import Data, backbone_stage
 from .students import student_stage
-from .teachers import find_teacher_features, teacher_features_dir, teacher_stage
+from .teachers import teacher_features_dir, teacher_stage
 
 
 def stage_plan(P: Params, data: Data) -> dict[str, Path]:
@@ -29,20 +31,12 @@ def stage_plan(P: Params, data: Data) -> dict[str, Path]:
     return plan
 
 
-def found_stages(P: Params, data: Data, adopt: bool = True) -> dict[str, Path | None]:
-    """{key of stage_plan: the folder that holds the finished stage, or None}: what a rerun finds done.
-    A folder made before location-independent identities is adopted into its place (or, without
-    `adopt`, named where it lies)."""
+def found_stages(P: Params, data: Data) -> dict[str, Path | None]:
+    """{key of stage_plan: the folder that holds the finished stage, or None}: what a rerun finds done."""
     found: dict[str, Path | None] = {"frames": getattr(data.cache, "cache_dir", None)}
-    if P.pretrain_steps > 0:
-        found["backbone"] = backbone_stage(P).find(adopt)
-    for key in stage_plan(P, data):
-        kind, name, seed_part = (key.split("/") + ["", ""])[:3]
-        seed = int(seed_part.removeprefix("seed")) if seed_part else None
-        if kind == "teachers":
-            found[key] = teacher_stage(P, data, name, seed).find(adopt)
-        elif kind == "teacher-features":
-            found[key] = find_teacher_features(P, data, name, seed, adopt)
-        elif kind == "students":
-            found[key] = student_stage(P, data, name, seed).find(adopt)
+    for key, folder in stage_plan(P, data).items():
+        if key.startswith("teacher-features/"):
+            found[key] = folder if (folder / MANIFEST).is_file() else None
+        elif key != "frames":
+            found[key] = folder if (folder / RECORD).is_file() else None
     return found

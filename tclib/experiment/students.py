@@ -22,7 +22,7 @@ from ..teaching import ContrastiveObjective, TeachingObjective
 from ..train import resolve_device, seed_everything, train
 from .data import MODEL_FORMAT, Data, Identities, train_dataset
 from .runs import RunSpec, parse_run
-from .teachers import earlier_teacher_fingerprint, teacher_scores, teacher_stage
+from .teachers import teacher_scores, teacher_stage
 from .training import TrainingInputs, training_inputs
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,7 @@ def student_stage(P: Params, data: Data, run: str, seed: int) -> Stage:
     spec = parse_run(run)
     names = spec.teachers_of(P.teachers)
     teachers = {t: teacher_stage(P, data, t, seed).fingerprint for t in names}
-    earlier = {t: earlier_teacher_fingerprint(P, data, t, seed) for t in names}
-    return Stage(P.exp_dir / "students" / run, student_inputs(P, data.ids, teachers, spec, seed),
-                 legacy=student_inputs(P, data.earlier, earlier, spec, seed))
+    return Stage(P.exp_dir / "students" / run, student_inputs(P, data.ids, teachers, spec, seed))
 
 
 def new_student(P: Params, data: Data, run: str) -> CLIP4Clip:
@@ -115,8 +113,9 @@ def train_students(P: Params, data: Data) -> None:
             continue
         for seed in P.seeds:
             stage = student_stage(P, data, run, seed)
-            if stage.done():
+            if stage.finished():
                 continue
+            stage.begin()
             if P.gpus > 1:
                 launch_student_training(P, run, seed, stage.directory)
             else:

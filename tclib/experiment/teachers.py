@@ -8,7 +8,6 @@ its text and video features on the training set cached in the teacher's folder:
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 
 from ..data import PairDataset
-from ..files import write_text
+from ..files import content_signature
 from ..models import Teacher, build_teacher, load_checkpoint, load_clip
 from ..models.checkpoint import save_checkpoint
 from ..params import Params
@@ -31,7 +30,7 @@ from ..scoring import (
     strings_sha256,
     write_teacher_features,
 )
-from ..stages import Stage, StageInputs, adopt_folder, fingerprint, read_record
+from ..stages import Stage, StageInputs, fingerprint
 from ..teaching import ContrastiveObjective
 from ..train import resolve_device, seed_everything, train
 from .data import MODEL_FORMAT, Data, Identities, train_dataset
@@ -68,14 +67,13 @@ def teacher_inputs(P: Params, ids: Identities, name: str, seed: int) -> TeacherI
                   mask_padded_frames=P.mask_padded_frames, options=P.teacher_options.get(name, {}))
     checkpoint = P.teacher_checkpoints.get(name, "")
     if checkpoint:
-        return TeacherInputs(**common, checkpoint=ids.checkpoint(checkpoint))
+        return TeacherInputs(**common, checkpoint=content_signature(checkpoint))
     return TeacherInputs(**common, seed=seed, train_data=ids.train,
                          training=training_inputs(P, P.teacher_epochs, P.teacher_lr))
 
 
 def teacher_stage(P: Params, data: Data, name: str, seed: int) -> Stage:
-    return Stage(P.exp_dir / "teachers" / name, teacher_inputs(P, data.ids, name, seed),
-                 legacy=teacher_inputs(P, data.earlier, name, seed))
+    return Stage(P.exp_dir / "teachers" / name, teacher_inputs(P, data.ids, name, seed))
 
 
 def teacher_features_dir(P: Params, data: Data, name: str, seed: int) -> Path:
@@ -85,38 +83,6 @@ def teacher_features_dir(P: Params, data: Data, name: str, seed: int) -> Path:
 
 def features_key(ids: Identities) -> str:
     return fingerprint(ids.train, TEACHER_FEATURES_FORMAT)
-
-
-def find_teacher_features(P: Params, data: Data, name: str, seed: int, adopt: bool = True) -> Path | None:
-    """The folder of the teacher's finished feature cache of this training set, or None: its own, or one
-    made before location-independent identities in the (found) teacher folder, adopted (its manifest
-    then names the backbone as it is identified now) or, without `adopt`, where it lies."""
-    teacher = teacher_stage(P, data, name, seed).find(adopt)
-    if teacher is None:
-        return None
-    own, earlier = (teacher / "features" / features_key(ids) for ids in (data.ids, data.earlier))
-    if (own / MANIFEST).is_file() or not (earlier / MANIFEST).is_file():
-        return own if (own / MANIFEST).is_file() else None
-    if not adopt:
-        return earlier
-    adopt_folder(earlier, own)
-    manifest = json.loads((own / MANIFEST).read_text())
-    if manifest.get("backbone") == data.earlier.backbone:
-        manifest["backbone"] = data.ids.backbone
-        write_text(own / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
-    log.info("%s: found the feature cache %s (made before location-independent identities), now %s",
-             own.parent, earlier.name, own.name)
-    return own
-
-
-def earlier_teacher_fingerprint(P: Params, data: Data, name: str, seed: int) -> str:
-    """The teacher's fingerprint under the earlier rule, as the records of the students it taught name
-    it: the folder it was adopted from, or where it lies still, or (never made then) the computed one."""
-    stage = teacher_stage(P, data, name, seed)
-    found = stage.find(adopt=False)
-    if found is not None and found != stage.directory:
-        return found.name
-    return read_record(stage.directory).get("info", {}).get("adopted_from") or fingerprint(stage.legacy)
 
 
 def new_teacher(P: Params, data: Data, name: str) -> Teacher:
@@ -141,7 +107,8 @@ def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
             stage = teacher_stage(P, data, name, seed)
             out[(name, seed)] = stage.directory
             teacher = None
-            if not stage.done():
+            if not stage.finished():
+                stage.begin()
                 teacher = make_teacher(P, data, name, seed, dataset, stage)
             if P.teacher_mode == "cached":
                 cache_teacher_features(P, data, name, seed, dataset, teacher, device)
@@ -184,7 +151,7 @@ def cache_teacher_features(P: Params, data: Data, name: str, seed: int, dataset:
     """The teacher's feature cache of the training set, written unless it is there already."""
     directory = teacher_features_dir(P, data, name, seed)
     manifest = teacher_cache_manifest(P, data, name, seed, dataset)
-    if find_teacher_features(P, data, name, seed) is not None:
+    if (directory / MANIFEST).is_file():
         read_teacher_features(directory, manifest)  # refuses a cache made for anything else
         return directory
     teacher = teacher or load_teacher(P, data, name, seed)

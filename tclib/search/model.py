@@ -124,10 +124,9 @@ def student_spec(P: Params, run: str | None = None, seed: int | None = None, dat
         if seed not in P.seeds:
             raise ParamsError(f"seed {seed} is not one of the seeds of {P.exp}: {P.seeds}")
         stage = student_stage(P, data, run, seed)
-        folder = stage.find() if stage.find(adopt=False) is not None else None
-        if folder is None:
+        if not stage.finished():
             raise ParamsError(f"{run} seed {seed} of {P.exp} is not trained yet ({stage.directory}): train it first")
-        checkpoint = str(folder / "run" / "model.pt")
+        checkpoint = str(stage.directory / "run" / "model.pt")
     checkpoint, clip = relative_to_root(checkpoint), data.clip_pretrained
     clip = relative_to_root(clip) if clip and Path(clip).is_file() else clip
     return StudentSpec(exp=P.exp, run=run, seed=seed, checkpoint=checkpoint, clip_model=P.clip_model,
