@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGES = {
     "data prep": "prepare_data(P)",
     "teacher scoring": "prepare_teachers(P, prepare_data(P))",
-    "student training": "train_students(P, prepare_data(P))",
+    "student training": "train_students(P, data := prepare_data(P), prepared_teachers(P, data))",
     "evaluation": "evaluate_all(P, prepare_data(P), out)",
     "attention report": "attention_report(P, prepare_data(P), out)",
 }
@@ -42,7 +42,7 @@ from tclib.experiment.attention import attention_report
 from tclib.experiment.data import prepare_data
 from tclib.experiment.evaluation import evaluate_all
 from tclib.experiment.students import train_students
-from tclib.experiment.teachers import prepare_teachers
+from tclib.experiment.teachers import prepare_teachers, prepared_teachers
 from tclib.params import Params
 P = Params.from_mapping(json.loads(sys.argv[1]))
 out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from .evaluate import TestSet, video_features
 from .experiment.data import Data, test_set
 from .experiment.runs import parse_run, teacher_label
 from .experiment.students import load_student
-from .experiment.teachers import load_teacher
+from .experiment.teachers import load_teacher, prepared_teachers
 from .models import CLIP4Clip, Teacher, Tokenizer
 from .models.teachers import select
 from .params import Params
@@ -47,11 +47,12 @@ class ModelBank:
         self.test: TestSet = test_set(P, data)
         self.tokenizer = Tokenizer(P.max_words)
         self.models: dict[str, CLIP4Clip | Teacher] = {}
+        teachers = prepared_teachers(P, data)
         for run in P.runs:
             seed_of_run = None if run in P.student_checkpoints else self.seed
-            self.models[parse_run(run).label] = load_student(P, data, run, seed_of_run)
+            self.models[parse_run(run).label] = load_student(P, data, teachers, run, seed_of_run)
         for name in P.teachers:
-            self.models[teacher_label(name)] = load_teacher(P, data, name, self.seed)
+            self.models[teacher_label(name)] = load_teacher(P, data, teachers[(name, self.seed)])
         for model in self.models.values():
             model.eval().to(self.device)
         self._video_features: dict[str, Any] = {}

@@ -48,7 +48,7 @@ from .experiment.data import (
 )
 from .experiment.runs import parse_run
 from .experiment.students import student_inputs, student_stage
-from .experiment.teachers import features_key, teacher_inputs, teacher_stage
+from .experiment.teachers import features_key, prepared_teachers, teacher_inputs, teacher_stage
 from .files import write_text
 from .lock import experiment_lock
 from .params import Params, load_params
@@ -124,13 +124,14 @@ class Migration:
         if P.pretrain_steps > 0:
             backbone = backbone_stage(P)
             self.stage("backbone", backbone, self.earlier_backbone_inputs())
+        today = prepared_teachers(P, data)
         teachers = {(name, seed): self.teacher(data, earlier, name, seed) for name in P.teachers for seed in P.seeds}
         for run in P.runs:
             if run not in P.student_checkpoints:
                 spec = parse_run(run)
                 for seed in P.seeds:
                     taught_by = {t: teachers[(t, seed)] for t in spec.teachers_of(P.teachers)}
-                    self.stage(f"students/{run}/seed{seed}", student_stage(P, data, run, seed),
+                    self.stage(f"students/{run}/seed{seed}", student_stage(P, data, today, run, seed),
                                student_inputs(P, earlier, taught_by, spec, seed))
 
     # ------------------------------------------------------------------------------------ frames

@@ -36,7 +36,7 @@ from .errors import ParamsError
 from .experiment.data import Data, first_caption_per_video, test_set
 from .experiment.plan import stage_plan
 from .experiment.runs import TEACHER_NAMES
-from .experiment.teachers import load_teacher, teacher_features_dir
+from .experiment.teachers import Teachers, load_teacher, prepared_teachers
 from .monitor import read_training_logs
 from .params import Params, load_params
 from .plots import (
@@ -120,14 +120,15 @@ def sample_videos(P: Params, data: Data, count: int = 2, split: str = "train") -
 # ------------------------------------------------------------------------------------------- 02
 
 
-def teacher_summary(P: Params, teachers: Mapping[tuple[str, int], Path], data: Data) -> pd.DataFrame:
-    """One row per teacher and seed: where it came from and, when cached, its feature cache's size."""
+def teacher_summary(teachers: Teachers) -> pd.DataFrame:
+    """One row per teacher and seed of 02's result: where it came from and, when cached, its feature
+    cache's size."""
     rows = []
-    for (name, seed), directory in teachers.items():
-        row = {"teacher": name, "seed": seed, "source": read_record(directory).get("info", {}).get("checkpoint", "")}
-        features_dir = teacher_features_dir(P, data, name, seed)
-        if (features_dir / "manifest.json").is_file():
-            features = read_teacher_features(features_dir)
+    for (name, seed), teacher in teachers.items():
+        row = {"teacher": name, "seed": seed,
+               "source": read_record(teacher.directory).get("info", {}).get("checkpoint", "")}
+        if (teacher.features / "manifest.json").is_file():
+            features = read_teacher_features(teacher.features)
             row.update({"captions cached": len(next(iter(features.text.values()))),
                         "videos cached": len(features.video_rows),
                         "features": ", ".join(f"{k} {tuple(v.shape[1:])}"
@@ -144,7 +145,7 @@ def teacher_view(P: Params, data: Data, name: str, captions: int = 8, relevance_
     frame-text relevance over the caption's own video (what fine-grained teaching passes on)."""
     test = test_set(P, data)
     chosen = first_caption_per_video(data)[:captions]
-    teacher = load_teacher(P, data, name, P.seeds[0])
+    teacher = load_teacher(P, data, prepared_teachers(P, data)[(name, P.seeds[0])])
     sim, relevance = teacher_batch(teacher, test, np.array(chosen), resolve_device(P.device))
     label = TEACHER_NAMES.get(name, name)
     labels = [test.video_ids[test.caption_video[c]] for c in chosen]

@@ -17,6 +17,7 @@ from pathlib import Path
 from .distributed import init_from_environment, is_main
 from .experiment.data import prepare_data
 from .experiment.students import train_student
+from .experiment.teachers import prepared_teachers
 from .params import Params
 from .runlog import LOG_FORMAT
 
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     P = Params.from_mapping(job["params"], source=str((argv or sys.argv[1:])[0]))
     init_from_environment(P.device)
     logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format=LOG_FORMAT, stream=sys.stdout)
-    train_student(P, prepare_data(P), job["run"], int(job["seed"]), Path(job["directory"]))
+    data = prepare_data(P)
+    train_student(P, data, prepared_teachers(P, data), job["run"], int(job["seed"]), Path(job["directory"]))
 
 
 if __name__ == "__main__":

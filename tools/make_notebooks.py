@@ -52,7 +52,7 @@ NOTEBOOKS = {
         "batch_captions = 8  # captions (one per test video) in the batch shown\n"
         "relevance_captions = 3  # of which this many with their frame relevance",
         [(None, "from tclib.experiment.teachers import prepare_teachers\n\n"
-                "teacher_dirs = prepare_teachers(P, data)\nnotebook.teacher_summary(P, teacher_dirs, data)",
+                "teachers = prepare_teachers(P, data)\nnotebook.teacher_summary(teachers)",
           False),
          ("## Training curves\nTeachers trained here (the demo); a teacher loaded from a checkpoint has none.",
           "notebook.training_curves(P, data, kind=\"teachers\")", True),
@@ -71,7 +71,9 @@ NOTEBOOKS = {
         "`teachers`, averaged as the reference does). Runs given in `student_checkpoints` (a file of tclib's or "
         "of the reference code) are evaluated, not trained. A run interrupted resumes from its last epoch.",
         "",
-        [(None, "from tclib.experiment.students import train_students\n\ntrain_students(P, data)", False),
+        [(None, "from tclib.experiment.students import train_students\nfrom tclib.experiment.teachers import "
+                "prepared_teachers\n\nteachers = prepared_teachers(P, data)  # 02's result\n"
+                "train_students(P, data, teachers)", False),
          ("## Training curves", "notebook.training_curves(P, data, kind=\"students\")", True),
          ("## Logged while training\nWhat each run (its first seed) wrote to `scalars.csv` and to TensorBoard every few "
           "steps, in its stage folder (`tensorboard --logdir results/<exp>` shows them live): the loss and its terms "

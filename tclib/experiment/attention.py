@@ -18,7 +18,7 @@ from ..train import resolve_device
 from .data import Data, first_caption_per_video, test_set
 from .runs import parse_run, teacher_label
 from .students import load_student, student_seeds
-from .teachers import load_teacher
+from .teachers import load_teacher, prepared_teachers
 
 
 def frame_weights(P: Params, data: Data, test: TestSet, device: torch.device,
@@ -29,14 +29,15 @@ def frame_weights(P: Params, data: Data, test: TestSet, device: torch.device,
     captions = np.arange(len(test.tokens)) if captions is None else np.asarray(captions)
     videos, back = np.unique(test.caption_video[captions], return_inverse=True)
     weights: dict[tuple[str, int | None], np.ndarray] = {}
+    teachers = prepared_teachers(P, data)
     for run in [r for r in P.runs if parse_run(r).afa]:
         for seed in student_seeds(P, run):
-            per_video = afa_weights(load_student(P, data, run, seed), test, P.eval_batch_size, device, videos)
-            weights[(parse_run(run).label + " AFA", seed)] = per_video[back]
-    for name in P.teachers:
-        for seed in P.seeds:
-            relevance = teacher_relevance(load_teacher(P, data, name, seed), test, P.eval_batch_size, device, captions)
-            weights[(teacher_label(name) + " relevance", seed)] = relevance
+            student = load_student(P, data, teachers, run, seed)
+            weights[(parse_run(run).label + " AFA", seed)] = afa_weights(student, test, P.eval_batch_size, device,
+                                                                         videos)[back]
+    for (name, seed), teacher in teachers.items():
+        relevance = teacher_relevance(load_teacher(P, data, teacher), test, P.eval_batch_size, device, captions)
+        weights[(teacher_label(name) + " relevance", seed)] = relevance
     return weights
 
 

@@ -16,7 +16,7 @@ from .data import Data, test_set
 from .report import DIRECTIONS, markdown_table, sort_models, summary_table
 from .runs import parse_run, teacher_label
 from .students import load_student, student_seeds
-from .teachers import load_teacher
+from .teachers import load_teacher, prepared_teachers
 
 
 def evaluate_all(P: Params, data: Data, out_dir: Path | None = None) -> pd.DataFrame:
@@ -49,8 +49,9 @@ def evaluate_all(P: Params, data: Data, out_dir: Path | None = None) -> pd.DataF
 
 def models(P: Params, data: Data) -> list:
     """(label, run or teacher, seed, loader) of every student run and seed, then every teacher and seed."""
-    out = [(parse_run(run).label, run, seed, lambda r=run, s=seed: load_student(P, data, r, s))
+    teachers = prepared_teachers(P, data)
+    out = [(parse_run(run).label, run, seed, lambda r=run, s=seed: load_student(P, data, teachers, r, s))
            for run in P.runs for seed in student_seeds(P, run)]
-    out += [(teacher_label(name), name, seed, lambda n=name, s=seed: load_teacher(P, data, n, s))
-            for name in P.teachers for seed in P.seeds]
+    out += [(teacher_label(name), name, seed, lambda t=teacher: load_teacher(P, data, t))
+            for (name, seed), teacher in teachers.items()]
     return out

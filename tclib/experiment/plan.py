@@ -10,7 +10,7 @@ from ..scoring import MANIFEST
 from ..stages import RECORD
 from .data import Data, backbone_stage
 from .students import student_stage
-from .teachers import teacher_features_dir, teacher_stage
+from .teachers import prepared_teachers
 
 
 def stage_plan(P: Params, data: Data) -> dict[str, Path]:
@@ -19,15 +19,15 @@ def stage_plan(P: Params, data: Data) -> dict[str, Path]:
     plan = {"frames": P.exp_dir / "frames" / data.ids.frames}
     if P.pretrain_steps > 0:
         plan["backbone"] = backbone_stage(P).directory
-    for name in P.teachers:
-        for seed in P.seeds:
-            plan[f"teachers/{name}/seed{seed}"] = teacher_stage(P, data, name, seed).directory
-            if P.teacher_mode == "cached":
-                plan[f"teacher-features/{name}/seed{seed}"] = teacher_features_dir(P, data, name, seed)
+    teachers = prepared_teachers(P, data)
+    for (name, seed), teacher in teachers.items():
+        plan[f"teachers/{name}/seed{seed}"] = teacher.directory
+        if P.teacher_mode == "cached":
+            plan[f"teacher-features/{name}/seed{seed}"] = teacher.features
     for run in P.runs:
         if run not in P.student_checkpoints:
             for seed in P.seeds:
-                plan[f"students/{run}/seed{seed}"] = student_stage(P, data, run, seed).directory
+                plan[f"students/{run}/seed{seed}"] = student_stage(P, data, teachers, run, seed).directory
     return plan
 
 

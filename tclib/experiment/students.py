@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ParamsError
 from ..files import write_text
 from ..models import CLIP4Clip, load_checkpoint, load_clip
 from ..params import Params
@@ -22,7 +23,7 @@ from ..teaching import ContrastiveObjective, TeachingObjective
 from ..train import resolve_device, seed_everything, train
 from .data import MODEL_FORMAT, Data, Identities, train_dataset
 from .runs import RunSpec, parse_run
-from .teachers import teacher_scores, teacher_stage
+from .teachers import Teachers, teacher_scores
 from .training import TrainingInputs, training_inputs
 
 log = logging.getLogger(__name__)
@@ -77,11 +78,11 @@ def student_training(P: Params, spec: RunSpec) -> TrainingInputs:
     return training_inputs(P, P.epochs, P.lr, student=True, afa=spec.afa)
 
 
-def student_stage(P: Params, data: Data, run: str, seed: int) -> Stage:
+def student_stage(P: Params, data: Data, teachers: Teachers, run: str, seed: int) -> Stage:
+    """The run's stage for one seed; `teachers`: 02's result (tclib.experiment.teachers.prepared_teachers)."""
     spec = parse_run(run)
-    names = spec.teachers_of(P.teachers)
-    teachers = {t: teacher_stage(P, data, t, seed).fingerprint for t in names}
-    return Stage(P.exp_dir / "students" / run, student_inputs(P, data.ids, teachers, spec, seed))
+    taught_by = {t: teachers[(t, seed)].fingerprint for t in spec.teachers_of(P.teachers)}
+    return Stage(P.exp_dir / "students" / run, student_inputs(P, data.ids, taught_by, spec, seed))
 
 
 def new_student(P: Params, data: Data, run: str) -> CLIP4Clip:
@@ -96,39 +97,45 @@ def student_seeds(P: Params, run: str) -> list[int | None]:
     return [None] if run in P.student_checkpoints else list(P.seeds)
 
 
-def load_student(P: Params, data: Data, run: str, seed: int | None) -> CLIP4Clip:
+def load_student(P: Params, data: Data, teachers: Teachers, run: str, seed: int | None) -> CLIP4Clip:
     """A trained student, or the file student_checkpoints gives for `run` (reference key names accepted)."""
     student = new_student(P, data, run)
-    path = P.student_checkpoints.get(run) or student_stage(P, data, run, seed).directory / "run" / "model.pt"
+    if run in P.student_checkpoints:
+        path = P.student_checkpoints[run]
+    else:
+        if seed is None:
+            raise ParamsError(f"{run} of {P.exp} is trained for each seed: give one of {P.seeds}")
+        path = student_stage(P, data, teachers, run, seed).directory / "run" / "model.pt"
     load_checkpoint(student, path)
     return student.eval()
 
 
-def train_students(P: Params, data: Data) -> None:
-    """Train every run of P.runs for every seed (teachers must be prepared first); runs given in
-    student_checkpoints are not trained: their file is evaluated instead."""
+def train_students(P: Params, data: Data, teachers: Teachers) -> None:
+    """Train every run of P.runs for every seed, taught by `teachers` (02's result: prepare_teachers, or
+    prepared_teachers read back); runs given in student_checkpoints are not trained: their file is
+    evaluated instead."""
     for run in P.runs:
         if run in P.student_checkpoints:
             log.info("%s: evaluated from %s, not trained", run, P.student_checkpoints[run])
             continue
         for seed in P.seeds:
-            stage = student_stage(P, data, run, seed)
+            stage = student_stage(P, data, teachers, run, seed)
             if stage.finished():
                 continue
             stage.begin()
             if P.gpus > 1:
                 launch_student_training(P, run, seed, stage.directory)
             else:
-                train_student(P, data, run, seed, stage.directory)
+                train_student(P, data, teachers, run, seed, stage.directory)
             stage.finish()
 
 
-def train_student(P: Params, data: Data, run: str, seed: int, directory: Path) -> None:
+def train_student(P: Params, data: Data, teachers: Teachers, run: str, seed: int, directory: Path) -> None:
     """Train one run for one seed into `directory`/run (in each process when launched by torchrun)."""
     spec = parse_run(run)
     device = resolve_device(P.device)
     if spec.coarse:
-        scores = teacher_scores(P, data, spec.teachers_of(P.teachers), seed, device)
+        scores = teacher_scores(P, data, [teachers[(t, seed)] for t in spec.teachers_of(P.teachers)], device)
         objective = TeachingObjective(scores, P.coarse_method, P.fine_method, use_fine=spec.fine,
                                       weights=P.loss_weights, beta=P.beta)
     else:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..data import PairDataset
+from ..errors import CheckpointError
 from ..files import content_signature
 from ..models import Teacher, build_teacher, load_checkpoint, load_clip
 from ..models.checkpoint import save_checkpoint
@@ -30,7 +31,7 @@ from ..scoring import (
     strings_sha256,
     write_teacher_features,
 )
-from ..stages import Stage, StageInputs, fingerprint
+from ..stages import RECORD, Stage, StageInputs, fingerprint
 from ..teaching import ContrastiveObjective
 from ..train import resolve_device, seed_everything, train
 from .data import MODEL_FORMAT, Data, Identities, train_dataset
@@ -76,13 +77,43 @@ def teacher_stage(P: Params, data: Data, name: str, seed: int) -> Stage:
     return Stage(P.exp_dir / "teachers" / name, teacher_inputs(P, data.ids, name, seed))
 
 
-def teacher_features_dir(P: Params, data: Data, name: str, seed: int) -> Path:
-    """Where the teacher's feature cache of this training set lives, inside the teacher's folder."""
-    return teacher_stage(P, data, name, seed).directory / "features" / features_key(data.ids)
-
-
 def features_key(ids: Identities) -> str:
     return fingerprint(ids.train, TEACHER_FEATURES_FORMAT)
+
+
+@dataclass(frozen=True)
+class PreparedTeacher:
+    """02's result for one teacher and seed, what the student stage receives: the teacher's folder and
+    fingerprint, and where its feature cache of this training set lies (teacher_mode: cached)."""
+
+    name: str
+    seed: int
+    directory: Path
+    fingerprint: str
+    features: Path
+
+    @property
+    def model_file(self) -> Path:
+        return self.directory / "run" / "model.pt"
+
+    @property
+    def finished(self) -> bool:
+        return (self.directory / RECORD).is_file()
+
+
+Teachers = dict[tuple[str, int], PreparedTeacher]  # by (name, seed)
+
+
+def prepared_teachers(P: Params, data: Data) -> Teachers:
+    """02's result read back without building anything (as prepared_data reads 01's): every teacher
+    and seed of the params, prepared or not (`finished`)."""
+    out = {}
+    for name in P.teachers:
+        for seed in P.seeds:
+            stage = teacher_stage(P, data, name, seed)
+            out[(name, seed)] = PreparedTeacher(name, seed, stage.directory, stage.fingerprint,
+                                                stage.directory / "features" / features_key(data.ids))
+    return out
 
 
 def new_teacher(P: Params, data: Data, name: str) -> Teacher:
@@ -90,29 +121,30 @@ def new_teacher(P: Params, data: Data, name: str) -> Teacher:
                          P.temporal_layers, mask_padding=P.mask_padded_frames, **P.teacher_options.get(name, {}))
 
 
-def load_teacher(P: Params, data: Data, name: str, seed: int) -> Teacher:
-    teacher = new_teacher(P, data, name)
-    load_checkpoint(teacher, teacher_stage(P, data, name, seed).directory / "run" / "model.pt")
-    return teacher.eval()
+def load_teacher(P: Params, data: Data, teacher: PreparedTeacher) -> Teacher:
+    if not teacher.finished:
+        raise CheckpointError(f"teacher {teacher.name} seed {teacher.seed} of {P.exp} is not prepared ({teacher.directory}):"
+                         " run 02_teacher_scoring first")
+    model = new_teacher(P, data, teacher.name)
+    load_checkpoint(model, teacher.model_file)
+    return model.eval()
 
 
-def prepare_teachers(P: Params, data: Data) -> dict[tuple[str, int], Path]:
+def prepare_teachers(P: Params, data: Data) -> Teachers:
     """For each teacher and seed: load its checkpoint (teacher_checkpoints) or train it, then (with
-    teacher_mode: cached) cache its features on the training set. Returns {(name, seed): directory}."""
+    teacher_mode: cached) cache its features on the training set."""
     device = resolve_device(P.device)
     dataset = train_dataset(P, data)
-    out = {}
-    for name in P.teachers:
-        for seed in P.seeds:
-            stage = teacher_stage(P, data, name, seed)
-            out[(name, seed)] = stage.directory
-            teacher = None
-            if not stage.finished():
-                stage.begin()
-                teacher = make_teacher(P, data, name, seed, dataset, stage)
-            if P.teacher_mode == "cached":
-                cache_teacher_features(P, data, name, seed, dataset, teacher, device)
-    return out
+    teachers = prepared_teachers(P, data)
+    for (name, seed), prepared in teachers.items():
+        stage = teacher_stage(P, data, name, seed)
+        model = None
+        if not stage.finished():
+            stage.begin()
+            model = make_teacher(P, data, name, seed, dataset, stage)
+        if P.teacher_mode == "cached":
+            cache_teacher_features(P, data, prepared, dataset, model, device)
+    return teachers
 
 
 def make_teacher(P: Params, data: Data, name: str, seed: int, dataset: PairDataset, stage: Stage) -> Teacher:
@@ -134,39 +166,36 @@ def make_teacher(P: Params, data: Data, name: str, seed: int, dataset: PairDatas
 # ----------------------------------------------------------------------------- the feature cache
 
 
-def teacher_cache_manifest(P: Params, data: Data, name: str, seed: int, dataset: PairDataset) -> dict:
+def teacher_cache_manifest(P: Params, data: Data, teacher: PreparedTeacher, dataset: PairDataset) -> dict:
     """What a teacher feature cache must have been computed from, field by field."""
-    model = teacher_stage(P, data, name, seed).directory / "run" / "model.pt"
-    return {"teacher": name, "checkpoint_sha256": file_sha256(model),
+    return {"teacher": teacher.name, "checkpoint_sha256": file_sha256(teacher.model_file),
             "clip_model": P.clip_model, "backbone": data.ids.backbone,
             "sampling": data.cache.sampling.as_dict(),
             "max_words": P.max_words, "mask_padded_frames": P.mask_padded_frames,
-            "teacher_options": P.teacher_options.get(name, {}), "dataset": P.dataset,
+            "teacher_options": P.teacher_options.get(teacher.name, {}), "dataset": P.dataset,
             "split": P.train_split, "captions_sha256": strings_sha256(dataset.captions),
             "videos_sha256": strings_sha256(dataset.video_ids), "format": TEACHER_FEATURES_FORMAT}
 
 
-def cache_teacher_features(P: Params, data: Data, name: str, seed: int, dataset: PairDataset,
-                           teacher: Teacher | None, device: torch.device) -> Path:
+def cache_teacher_features(P: Params, data: Data, teacher: PreparedTeacher, dataset: PairDataset,
+                           model: Teacher | None, device: torch.device) -> Path:
     """The teacher's feature cache of the training set, written unless it is there already."""
-    directory = teacher_features_dir(P, data, name, seed)
-    manifest = teacher_cache_manifest(P, data, name, seed, dataset)
-    if (directory / MANIFEST).is_file():
-        read_teacher_features(directory, manifest)  # refuses a cache made for anything else
-        return directory
-    teacher = teacher or load_teacher(P, data, name, seed)
-    write_teacher_features(directory, teacher, dataset.tokens, data.cache.frames, data.cache.mask,
+    manifest = teacher_cache_manifest(P, data, teacher, dataset)
+    if (teacher.features / MANIFEST).is_file():
+        read_teacher_features(teacher.features, manifest)  # refuses a cache made for anything else
+        return teacher.features
+    model = model or load_teacher(P, data, teacher)
+    write_teacher_features(teacher.features, model, dataset.tokens, data.cache.frames, data.cache.mask,
                            sorted(set(dataset.video_index)), P.eval_batch_size, device, manifest)
-    return directory
+    return teacher.features
 
 
-def teacher_scores(P: Params, data: Data, names: list[str], seed: int, device: torch.device
+def teacher_scores(P: Params, data: Data, teachers: list[PreparedTeacher], device: torch.device
                    ) -> CachedTeacherScores | OnlineTeacherScores:
     """The scorer of a TeachCLIP run: cached features or the teachers' forward on every batch."""
-    teachers = [load_teacher(P, data, t, seed).to(device) for t in names]
+    models = [load_teacher(P, data, t).to(device) for t in teachers]
     if P.teacher_mode == "online":
-        return OnlineTeacherScores(teachers)
+        return OnlineTeacherScores(models)
     dataset = train_dataset(P, data)
-    features = [read_teacher_features(teacher_features_dir(P, data, t, seed),
-                                      teacher_cache_manifest(P, data, t, seed, dataset)) for t in names]
-    return CachedTeacherScores(teachers, features)
+    features = [read_teacher_features(t.features, teacher_cache_manifest(P, data, t, dataset)) for t in teachers]
+    return CachedTeacherScores(models, features)

@@ -95,13 +95,14 @@ def export_split(P, run: str | None, seed: int | None, out: str | Path, device: 
     from ..evaluate import video_features
     from ..experiment.data import prepared_data, test_set
     from ..experiment.students import load_student
+    from ..experiment.teachers import prepared_teachers
     from ..scoring import encode_texts
     from .model import student_spec
 
     data = prepared_data(P)
     spec = student_spec(P, run, seed, data)
     test = test_set(P, data)
-    student = load_student(P, data, spec.run, spec.seed)
+    student = load_student(P, data, prepared_teachers(P, data), spec.run, spec.seed)
     device = torch.device(device)
     video = video_features(student, test, P.eval_batch_size, device).numpy()
     text = encode_texts(student.encode_text, test.tokens, P.eval_batch_size, device).numpy()

@@ -109,6 +109,7 @@ def student_spec(P: Params, run: str | None = None, seed: int | None = None, dat
     from ..experiment.data import prepared_data, sampling_of
     from ..experiment.runs import parse_run
     from ..experiment.students import student_stage
+    from ..experiment.teachers import prepared_teachers
 
     run = run or P.runs[-1]
     if run not in P.runs:
@@ -123,7 +124,7 @@ def student_spec(P: Params, run: str | None = None, seed: int | None = None, dat
         seed = P.seeds[0] if seed is None else seed
         if seed not in P.seeds:
             raise ParamsError(f"seed {seed} is not one of the seeds of {P.exp}: {P.seeds}")
-        stage = student_stage(P, data, run, seed)
+        stage = student_stage(P, data, prepared_teachers(P, data), run, seed)
         if not stage.finished():
             raise ParamsError(f"{run} seed {seed} of {P.exp} is not trained yet ({stage.directory}): train it first")
         checkpoint = str(stage.directory / "run" / "model.pt")
