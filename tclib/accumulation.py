@@ -58,6 +58,8 @@ def accumulated_backward(model: nn.Module, batch: dict, objective, count: int,
             out = forward(model, chunk)
             surrogate = sum((value.float() * _share(grads[key], start, size, len(chunks))).sum()
                             for key, value in out.tensors().items() if grads[key].grad is not None)
+        if not isinstance(surrogate, torch.Tensor):  # sum() of nothing: 0
+            raise ValueError("the losses read none of the model's outputs: nothing to back-propagate")
         surrogate.backward()
         start += size
     return loss.detach(), parts
@@ -75,13 +77,16 @@ def forward(model: nn.Module, batch: dict) -> StudentOutput:
 def _share(leaf: torch.Tensor, start: int, size: int, count: int) -> torch.Tensor:
     """A micro-batch's part of a leaf's gradient: its rows, or for the logit scale (one scalar that
     every micro-batch computes again) an equal share."""
+    grad = leaf.grad
+    assert grad is not None  # called for the leaves the losses read only
     if leaf.dim() == 0:
-        return leaf.grad.float() / count
-    return leaf.grad[start:start + size].float()
+        return grad.float() / count
+    return grad[start:start + size].float()
 
 
 def _synced(model: nn.Module, last: bool) -> contextlib.AbstractContextManager:
     """DDP's no_sync for every micro-batch but the last: gradients are all-reduced once per step."""
-    if last or not hasattr(model, "no_sync"):
+    no_sync = getattr(model, "no_sync", None)
+    if last or no_sync is None:
         return contextlib.nullcontext()
-    return model.no_sync()
+    return no_sync()

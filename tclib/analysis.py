@@ -92,6 +92,7 @@ def afa_weights(model: CLIP4Clip, test: TestSet, batch_size: int, device: torch.
     for start in progress(range(0, len(videos), batch_size), desc="AFA weights", unit="batch", leave=False):
         frames, mask = read_videos(test, videos[start:start + batch_size], device)
         _, logits = model.encode_video(frames, mask)
+        assert logits is not None  # a student with AFA gives its logits
         out.append(model.afa.aggregation_weights(logits, mask).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, test.mask.shape[1]))
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import torch
 
+from .data.rows import RowView
 from .metrics import dual_softmax, retrieval_metrics, video_to_text_metrics
 from .models.student import CLIP4Clip
-from .models.teachers import Teacher, select
+from .models.teachers import Features, Teacher, select
 from .scoring import encode_texts, encode_videos
 
 
@@ -22,8 +25,8 @@ class TestSet:
 
     tokens: torch.Tensor  # (C, L)
     caption_video: np.ndarray  # (C,) position in video_ids
-    frames: np.ndarray  # (N, F, 3, H, W) uint8, N >= len(video_ids)
-    mask: np.ndarray  # (N, F)
+    frames: np.ndarray | RowView  # (N, F, 3, H, W) uint8, N >= len(video_ids)
+    mask: np.ndarray | RowView  # (N, F)
     video_ids: list[str]
     rows: np.ndarray | None = None  # (V,) row of each video in frames; None: row j is video j
 
@@ -33,13 +36,33 @@ class TestSet:
         return rows if videos is None else rows[np.asarray(videos)]
 
 
+@overload
+def video_features(model: CLIP4Clip, test: TestSet, batch_size: int, device: torch.device,
+                   desc: str = "videos") -> torch.Tensor: ...
+
+
+@overload
+def video_features(model: Teacher, test: TestSet, batch_size: int, device: torch.device,
+                   desc: str = "videos") -> Features: ...
+
+
+@overload
+def video_features(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int, device: torch.device,
+                   desc: str = "videos") -> torch.Tensor | Features: ...
+
+
 @torch.no_grad()
 def video_features(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int, device: torch.device,
-                   desc: str = "videos") -> torch.Tensor | dict[str, torch.Tensor]:
+                   desc: str = "videos") -> torch.Tensor | Features:
     """What `model` stores per test video (on the CPU), a batch of frames at a time: a student's
     video vectors (V, D), a teacher's feature dict."""
     model.eval().to(device)
-    encode = model.encode_video if isinstance(model, Teacher) else (lambda f, m: model.encode_video(f, m)[0])
+    encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor | Features]
+    if isinstance(model, Teacher):
+        encode = model.encode_video
+    else:
+        student = model
+        encode = lambda f, m: student.encode_video(f, m)[0]
     return encode_videos(encode, test.frames, test.mask, batch_size, device, desc=desc, rows=test.source_rows())
 
 
@@ -50,8 +73,8 @@ def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int
     video, seconds to score all pairs. Every metric of the model, dual-softmax included, is read from
     this one matrix: the features are extracted once per model."""
     model.eval().to(device)
-    video = video_features(model, test, batch_size, device)
     if isinstance(model, Teacher):
+        video = video_features(model, test, batch_size, device)
         text = encode_texts(model.encode_text, test.tokens, batch_size, device)
         video = {k: v.to(device) for k, v in video.items()}
         start = time.perf_counter()
@@ -60,10 +83,11 @@ def similarity_matrix(model: CLIP4Clip | Teacher, test: TestSet, batch_size: int
         sim = torch.cat(blocks).cpu()
         stored = sum(v[0].numel() for k, v in video.items() if k != "mask")
     else:
+        vectors = video_features(model, test, batch_size, device)
         text = encode_texts(model.encode_text, test.tokens, batch_size, device)
         start = time.perf_counter()
-        sim = (model.logit_scale * (text.to(device) @ video.to(device).t())).cpu()
-        stored = video.shape[1]
+        sim = (model.logit_scale * (text.to(device) @ vectors.to(device).t())).cpu()
+        stored = vectors.shape[1]
     seconds = time.perf_counter() - start
     return sim.float().numpy(), {"floats_per_video": float(stored), "score_seconds": seconds}
 

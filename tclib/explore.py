@@ -83,8 +83,8 @@ class ModelBank:
         for label, model in self.models.items():
             video = self.video_features(label)
             if isinstance(model, Teacher):
-                text = model.encode_text(tokens)
-                sims = [model.similarity(text, {k: v.to(self.device) for k, v in
+                text_features = model.encode_text(tokens)
+                sims = [model.similarity(text_features, {k: v.to(self.device) for k, v in
                                                select(video, slice(i, i + self.P.eval_batch_size)).items()})
                         for i in range(0, len(self.video_ids), self.P.eval_batch_size)]
                 out[label] = torch.cat(sims, dim=1)[0].float().cpu().numpy()

@@ -13,13 +13,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, default_collate
 
-from .data.dataset import BatchReads
+from .data.dataset import BatchReads, PairDataset
 from .distributed import world
 
 Extras = Callable[[dict], dict]  # a collated batch -> more entries for it, read in the loader's workers
@@ -62,7 +62,7 @@ class RankSlices(Sampler):
     """This process's contiguous slice of each global batch (rank r: items r*b .. r*b+b-1), so that
     the gathered embeddings come back in the global batch's order."""
 
-    def __init__(self, batches: Sampler) -> None:
+    def __init__(self, batches: EpochBatches) -> None:
         self.batches = batches
 
     def __len__(self) -> int:
@@ -91,15 +91,22 @@ def training_loader(dataset: Dataset, batch_size: int, workers: int, generator: 
     """Shuffled batches of `dataset` in the order `generator` gives (see the module's docstring).
     Over several processes every one draws the same global batches and reads its own slice of each."""
     _, processes = world()
-    batches: Sampler = EpochBatches(len(dataset), batch_size, processes > 1 or len(dataset) > batch_size, generator)
-    if processes > 1:
-        batches = RankSlices(batches)
+    size = dataset_size(dataset)
+    epochs = EpochBatches(size, batch_size, processes > 1 or size > batch_size, generator)
+    batches: Sampler = RankSlices(epochs) if processes > 1 else epochs
     options: dict[str, Any] = dict(num_workers=workers, pin_memory=pin, persistent_workers=workers > 0,
                                    prefetch_factor=PREFETCH_BATCHES if workers else None,
                                    generator=torch.Generator().manual_seed(0))  # the workers' seeds only
-    if getattr(dataset, "reads_batches", False):
+    if isinstance(dataset, PairDataset) and dataset.reads_batches:
         return DataLoader(BatchReads(dataset, extras), batch_size=None, sampler=batches, **options)
     return DataLoader(dataset, batch_sampler=batches, collate_fn=CollateWithExtras(extras), **options)
+
+
+def dataset_size(dataset: Dataset) -> int:
+    """len(dataset); a TypeError, as len() gives, for a data set without a length (training reads by index)."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"a training data set needs a length: {type(dataset).__name__} has no len()")
+    return len(dataset)
 
 
 def to_device(value: Any, device: torch.device) -> Any:

@@ -20,7 +20,7 @@ logits by the same constant before these losses) is the caller's business.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -173,7 +173,7 @@ def coarse_teaching_loss(
     """
     _check_method(method, COARSE_METHODS, "coarse teaching")
     teachers = _teacher_list(student_logits, teacher_logits, "student_logits", "teacher_logits")
-    total = sum(_coarse_single(student_logits, t, method) for t in teachers)
+    total = cast(torch.Tensor, sum(_coarse_single(student_logits, t, method) for t in teachers))  # teachers: not empty
     return total / len(teachers)
 
 
@@ -209,7 +209,7 @@ def fine_teaching_loss(
     """
     _check_method(method, FINE_METHODS, "fine teaching")
     teachers = _teacher_list(afa_weights, teacher_relevance, "afa_weights", "teacher_relevance")
-    total = sum(_fine_single(afa_weights, t, method) for t in teachers)
+    total = cast(torch.Tensor, sum(_fine_single(afa_weights, t, method) for t in teachers))  # teachers: not empty
     return total / len(teachers)
 
 

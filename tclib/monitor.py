@@ -59,7 +59,7 @@ class TrainingLog:
 
     def write(self, step: int, scalars: Mapping[str, float]) -> None:
         """One row per name at `step` (values: numbers or 0-d tensors already on the host)."""
-        if self._writer is None:
+        if self._writer is None or self._rows is None or self._file is None:  # disabled or closed: all three
             return
         for name, value in scalars.items():
             value = float(value)
@@ -68,7 +68,7 @@ class TrainingLog:
         self._file.flush()
 
     def close(self) -> None:
-        if self._writer is None:
+        if self._writer is None or self._file is None:
             return
         self._writer.close()
         self._file.close()

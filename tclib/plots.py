@@ -177,7 +177,7 @@ def rank_histogram_figure(ranks: pd.DataFrame, n_videos: int) -> Figure:
     for i, model in enumerate(models):
         ax = fig.add_subplot(rows, columns, i + 1)
         values = ranks.loc[ranks["model"] == model, "rank"].to_numpy()
-        ax.hist(values, bins=bins, color="C0")
+        ax.hist(values, bins=bins.tolist(), color="C0")
         ax.set_xscale("log")
         for k in (1, 5, 10):
             ax.axvline(k + 1, color="grey", linestyle="--", linewidth=0.7)

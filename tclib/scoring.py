@@ -150,7 +150,7 @@ def read_teacher_features(directory: str | Path, expected: dict[str, Any] | None
         if manifest.get(field) != value:
             raise CheckpointError(f"{directory}: the teacher feature cache was made for {field} = "
                                   f"{manifest.get(field)!r}, this run has {value!r}; delete the folder to rebuild it")
-    features: dict[str, dict[str, np.ndarray]] = {"text": {}, "video": {}}
+    features: dict[str, dict[str, NpyRows]] = {"text": {}, "video": {}}
     for path in sorted(directory.glob("*.*.npy")):
         side, key = path.stem.split(".", 1)
         features[side][key] = NpyRows(path)

@@ -9,11 +9,14 @@ back here: the training loop reads them every few steps.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from .distributed import gather, local_rows, world
 from .losses import coarse_teaching_loss, contrastive_loss, fine_teaching_loss, total_loss
+from .models.afa import AFA
 from .scoring import CachedTeacherScores, OnlineTeacherScores
 
 Parts = dict[str, torch.Tensor]
@@ -25,7 +28,8 @@ def global_batch(batch: dict) -> dict:
     if world()[1] == 1:
         return batch
     device = batch["tokens"].device
-    gathered = {key: gather(torch.as_tensor(batch[key]).to(device)) for key in ("caption_index", "video_index")}
+    gathered: dict[str, Any] = {key: gather(torch.as_tensor(batch[key]).to(device))
+                                for key in ("caption_index", "video_index")}
     if "teacher_rows" in batch:
         gathered["teacher_rows"] = [{side: {key: gather(value) for key, value in features.items()}
                                      for side, features in rows.items()} for rows in batch["teacher_rows"]]
@@ -91,5 +95,8 @@ class TeachingObjective:
         """AFA's frame weights of this process's videos against the teachers' relevance of them."""
         if out.afa_logits is None:
             raise ValueError("fine-grained teaching needs a student with AFA (afa=True)")
-        weights = getattr(model, "module", model).afa.frame_weights(out.afa_logits, batch["frame_mask"])
+        afa = getattr(model, "module", model).afa  # the student inside DDP
+        if not isinstance(afa, AFA):
+            raise ValueError("fine-grained teaching needs a student with AFA (afa=True)")
+        weights = afa.frame_weights(out.afa_logits, batch["frame_mask"])
         return fine_teaching_loss(weights, [local_rows(r) for r in teacher_relevance], method=self.fine_method)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ from torch.utils.data import Dataset
 
 from .accumulation import accumulated_backward
 from .distributed import barrier, is_main, world
-from .loader import loader_workers, on_device, to_device, training_loader
+from .loader import dataset_size, loader_workers, on_device, to_device, training_loader
 from .models.checkpoint import read_checkpoint, save_checkpoint
 from .monitor import TrainingLog
 from .precision import matmul_precision
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 # An objective with a `loss(output, batch, model)` method also trains with exact gradient accumulation,
 # and one with `loader_extras` (a callable) has it read more of each batch in the loader.
 LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+ModelT = TypeVar("ModelT", bound=nn.Module)  # train() returns the model it was given
 
 
 @dataclass
@@ -215,15 +217,15 @@ def prepared(model: nn.Module, config: TrainConfig, device: torch.device) -> nn.
     from .models.backbone import set_grad_checkpointing
 
     set_grad_checkpointing(model, config.grad_checkpointing)
-    trained = torch.compile(model) if config.compile else model
+    trained = cast(nn.Module, torch.compile(model)) if config.compile else model  # a compiled Module is a Module
     if world()[1] == 1:
         return trained
     return nn.parallel.DistributedDataParallel(
         trained, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None)
 
 
-def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConfig, out_dir: str | Path,
-          desc: str = "train") -> nn.Module:
+def train(model: ModelT, dataset: Dataset, loss_fn: LossFn, config: TrainConfig, out_dir: str | Path,
+          desc: str = "train") -> ModelT:
     """Train `model` on `dataset`; checkpoints in `out_dir`; returns the trained model (on its device).
 
     When `out_dir/model.pt` exists the run is finished and the weights are loaded instead.
@@ -240,9 +242,9 @@ def train(model: nn.Module, dataset: Dataset, loss_fn: LossFn, config: TrainConf
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     _, processes = world()
-    if processes > 1 and (config.batch_size % processes or len(dataset) < config.batch_size):
+    if processes > 1 and (config.batch_size % processes or dataset_size(dataset) < config.batch_size):
         raise ValueError(f"batch_size {config.batch_size} must be a multiple of the {processes} processes and at "
-                         f"most the {len(dataset)} training pairs")
+                         f"most the {dataset_size(dataset)} training pairs")
     loader = training_loader(dataset, config.batch_size, loader_workers(config.num_workers, device),
                              generator, pin=device.type == "cuda", extras=getattr(loss_fn, "loader_extras", None))
     groups = param_groups(model, config)

@@ -106,7 +106,8 @@ class CacheBuild:
         self.segments = segments_of(ids, sources)
         n = len(ids)
         self.layout, self.shard_size, kept = shard_layout(n, shard_size, params["storage"]), shard_size, set()
-        self.done, self.failed = np.zeros(n, dtype=bool), {}
+        self.done = np.zeros(n, dtype=bool)
+        self.failed: dict[str, dict[str, Any]] = {}  # video id -> reason, path, signature
         cache_dir.mkdir(parents=True, exist_ok=True)
         if (cache_dir / "manifest.json").exists():
             kept = self.resume(shard_size)
@@ -158,6 +159,7 @@ class CacheBuild:
         if kept:
             return open_shard(self.cache_dir, shard, self.sampling, "r+", self.params)
         shape = (shard["count"], self.sampling.max_frames, 3, self.sampling.image_size, self.sampling.image_size)
+        frames: NpyRows | JpegRows
         if self.params["storage"] == "jpeg":
             frames = JpegRows.create(self.cache_dir / shard["frames"], shape, self.params["jpeg_quality"])
         else:
@@ -201,6 +203,7 @@ class CacheBuild:
         local = row - int(self.starts[k])
         frame_rows, mask_rows = self.arrays[k]
         if reason is None:
+            assert mask is not None  # decode() gives a mask with every decoded video
             frame_rows.write(local, frames)
             mask_rows.write(local, mask)
             self.done[row] = True

@@ -79,15 +79,18 @@ class PairDataset(Dataset):
         (B, F, 3, S, S), frame_mask (B, F), caption_index (B,), video_index (B,). Each video's
         frames are read from the cache file straight into the batch's array (one copy), which in a
         DataLoader worker lies in shared memory (the training process takes it without a copy)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        rows = np.asarray(self.video_index, dtype=np.int64)[indices]
-        frames = batch_tensor((len(rows), *self.cache.frames.shape[1:]), torch.uint8)
-        self.cache.frames_of(rows, out=frames.numpy())
+        cache = self.cache
+        if not isinstance(cache, FrameCache):
+            raise TypeError(f"batch() reads from a frame cache (see reads_batches), not {type(cache).__name__}")
+        items = np.asarray(indices, dtype=np.int64)
+        rows = np.asarray(self.video_index, dtype=np.int64)[items]
+        frames = batch_tensor((len(rows), *cache.frames.shape[1:]), torch.uint8)
+        cache.frames_of(rows, out=frames.numpy())
         return {
-            "tokens": self.tokens[torch.from_numpy(indices)],
+            "tokens": self.tokens[torch.from_numpy(items)],
             "frames": frames,
-            "frame_mask": torch.from_numpy(self.cache.mask_of(rows).astype(np.int64, copy=False)),
-            "caption_index": torch.from_numpy(indices),
+            "frame_mask": torch.from_numpy(cache.mask_of(rows).astype(np.int64, copy=False)),
+            "caption_index": torch.from_numpy(items),
             "video_index": torch.from_numpy(rows),
         }
 

@@ -32,7 +32,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, cast, get_args
 
 import numpy as np
 
@@ -139,7 +139,7 @@ def video_sources(videos: Mapping[str, VideoSpec], where: str) -> tuple[list[str
 
 def segments_of(ids: Sequence[str], sources: Sequence[Source]) -> dict[str, list[int]]:
     """{clip id: [start, end]} for the entries that are segments."""
-    return {vid: [s, e] for vid, (_, s, e) in zip(ids, sources, strict=True) if s is not None}
+    return {vid: [s, e] for vid, (_, s, e) in zip(ids, sources, strict=True) if s is not None and e is not None}
 
 
 # ---------------------------------------------------------------------------------------- layout
@@ -188,11 +188,12 @@ def open_shard(cache_dir: Path, shard: dict, sampling: Sampling, mode: str, para
     count = shard["count"]
     frames_path, mask_path = cache_dir / shard["frames"], cache_dir / shard["mask"]
     want = {frames_path: ((count, *shape), np.uint8), mask_path: ((count, shape[0]), np.int64)}
-    arrays = []
+    arrays: list[NpyRows | JpegRows] = []
     for path, (want_shape, want_dtype) in want.items():
         if not path.is_file():
             raise DataError(f"frame cache file not found: {path}")
         try:
+            arr: NpyRows | JpegRows
             if path == frames_path and params["storage"] == "jpeg":
                 arr = JpegRows(path, shape[1:], params["jpeg_quality"], mode=mode)
             else:
@@ -203,7 +204,7 @@ def open_shard(cache_dir: Path, shard: dict, sampling: Sampling, mode: str, para
             raise DataError(f"{path} holds {arr.dtype} {arr.shape}, expected {np.dtype(want_dtype)} {want_shape}; "
                             "delete the cache directory")
         arrays.append(arr)
-    return arrays[0], arrays[1]
+    return arrays[0], cast(NpyRows, arrays[1])  # the mask is always a .npy file
 
 
 def frame_shape(sampling: Sampling) -> tuple[int, int, int, int]:
@@ -302,7 +303,7 @@ class FrameCache:
     def __len__(self) -> int:
         return len(self.video_ids)
 
-    def __contains__(self, video_id: object) -> bool:
+    def __contains__(self, video_id: str) -> bool:
         return video_id in self._row and bool(self.done[self._row[video_id]])
 
     def index_of(self, video_id: str) -> int:
@@ -336,7 +337,7 @@ class FrameCache:
         return {"cache_dir": str(self.cache_dir), "expect": self._expect}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["cache_dir"], expect=state["expect"])
+        type(self).__init__(self, state["cache_dir"], expect=state["expect"])
 
     def __repr__(self) -> str:
         return f"FrameCache({str(self.cache_dir)!r}, videos={len(self)}, shards={len(self.shards)}, params={self.params})"

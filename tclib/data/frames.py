@@ -30,7 +30,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 import numpy as np
 from PIL import Image
@@ -73,7 +73,8 @@ def sampling_problems(**values: object) -> dict[str, str]:
     image_size are integers ≥ 1, framerate an integer (≤ 0: every frame), slice_framepos 0, 1 or 2."""
     problems = {}
     for key in ("max_frames", "image_size"):
-        if key in values and not (_is_int(values[key]) and values[key] >= 1):
+        value = values.get(key)
+        if key in values and not (_is_int(value) and value >= 1):
             problems[key] = "must be an integer ≥ 1"
     if "framerate" in values and not _is_int(values["framerate"]):
         problems["framerate"] = "must be an integer"
@@ -83,7 +84,7 @@ def sampling_problems(**values: object) -> dict[str, str]:
     return problems
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int | np.integer]:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -229,7 +230,7 @@ def resize_center_crop(frame: np.ndarray, image_size: int) -> np.ndarray:
         new_h, new_w = int(image_size * h / w), image_size
     img = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).convert("RGB")
     if (new_w, new_h) != (w, h):
-        img = img.resize((new_w, new_h), Image.BICUBIC)
+        img = img.resize((new_w, new_h), Image.Resampling.BICUBIC)
     arr = np.asarray(img)
     top = int(round((new_h - image_size) / 2.0))
     left = int(round((new_w - image_size) / 2.0))
@@ -335,19 +336,22 @@ def _decode(path: str, sampling: Sampling, indices_of: Callable[[int, float], np
     """The frames of a video that `indices_of(frame count, fps)` picks, resized and cropped (decord; PyAV
     where decord fails)."""
     vr, frame_count, fps = _open_video(path)
+    batch: np.ndarray | None = None
+    reason = ""  # why decord failed
     try:
         indices = indices_of(frame_count, fps)
-        batch, decord_error = _to_numpy(vr.get_batch(indices.tolist())), None
+        batch = _to_numpy(vr.get_batch(indices.tolist()))
     except DataError:
         raise
     except Exception as exc:  # decord raises its own error types
-        batch, decord_error = None, exc
+        reason = _short(exc)
     finally:
         del vr
     if batch is None or batch.ndim != 4 or batch.shape[0] != len(indices) or batch.shape[-1] != 3:
         # decord fails on some frame widths (its RGB buffers keep the decoder's row padding);
         # decode those videos with PyAV instead, which walks the frames in the same order
-        reason = _short(decord_error) if decord_error is not None else f"frames of shape {batch.shape}"
+        if batch is not None:
+            reason = f"frames of shape {batch.shape}"
         log.debug("decord could not decode %s (%s); decoding with PyAV", path, reason)
         batch = _decode_with_pyav(path, indices, reason)
     out = np.empty((len(indices), 3, sampling.image_size, sampling.image_size), dtype=np.uint8)
@@ -388,7 +392,7 @@ def _decode_with_pyav(path: str, indices: np.ndarray, decord_reason: str) -> np.
             f"cannot decode frames {missing} of video {path}: decord: {decord_reason}; "
             "PyAV: the video ends before them"
         )
-    return np.stack(frames)
+    return np.stack(cast(list[np.ndarray], frames))  # no frame is missing
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -80,7 +80,7 @@ class JpegRows:
             raise DataError(f"{self.index.path} holds {self.index.dtype} {self.index.shape}, "
                             "expected int64 (videos, frames, 2)")
         try:
-            self._fd = os.open(self.path, os.O_RDONLY if mode == "r" else os.O_RDWR)
+            self._fd: int | None = os.open(self.path, os.O_RDONLY if mode == "r" else os.O_RDWR)
         except OSError as exc:
             raise DataError(f"cannot open {self.path}: {exc}") from exc
         self.shape = (self.index.shape[0], self.index.row_shape[0], *self.frame_shape)
@@ -108,7 +108,7 @@ class JpegRows:
             if stored.size == 0:
                 continue
             start, end = int(offsets[stored].min()), int((offsets[stored] + lengths[stored]).max())
-            data = os.pread(self._fd, end - start, start)
+            data = os.pread(self._open_fd(), end - start, start)
             if len(data) != end - start:
                 raise DataError(f"{self.path}: unexpected end of file reading bytes {start}..{end}")
             view = memoryview(data)
@@ -133,7 +133,7 @@ class JpegRows:
             value = encode_frames(value, self.quality)
         if len(value) != self.row_shape[0]:
             raise ValueError(f"{self.path}: a row has {self.row_shape[0]} frames, got {len(value)}")
-        end = os.fstat(self._fd).st_size
+        end = os.fstat(self._open_fd()).st_size
         span = np.zeros((self.row_shape[0], 2), dtype=np.int64)
         position = end
         for f, data in enumerate(value):
@@ -141,33 +141,40 @@ class JpegRows:
             position += len(data)
         data, done = memoryview(b"".join(value)), 0
         while done < len(data):
-            done += os.pwrite(self._fd, data[done:], end + done)
+            done += os.pwrite(self._open_fd(), data[done:], end + done)
         self.index.write(row, span)
 
     def flush(self) -> None:
         """Make what was written durable: the JPEG bytes first, then the index that points into them."""
         if self.mode == "r+":
-            os.fsync(self._fd)
+            os.fsync(self._open_fd())
             self.index.flush()
 
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"{self.path} is closed")
+        return self._fd
+
     def close(self) -> None:
-        if getattr(self, "_fd", None) is not None:
-            os.close(self._fd)
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
             self._fd = None
         self.index.close()
 
     @staticmethod
     def create(path: str | os.PathLike, shape: tuple[int, ...], quality: int) -> JpegRows:
         """An empty shard of `shape` (videos, F, 3, S, S): an empty blob and a zero index, open "r+"."""
+        videos, frames, channels, height, width = shape
         Path(path).write_bytes(b"")
-        NpyRows.create(index_path(path), (shape[0], shape[1], 2), np.int64).close()
-        return JpegRows(path, tuple(shape[2:]), quality, "r+")
+        NpyRows.create(index_path(path), (videos, frames, 2), np.int64).close()
+        return JpegRows(path, (channels, height, width), quality, "r+")
 
     def __getstate__(self) -> dict:
         return {"path": str(self.path), "frame_shape": self.frame_shape, "quality": self.quality, "mode": self.mode}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"], state["frame_shape"], state["quality"], state["mode"])
+        type(self).__init__(self, state["path"], state["frame_shape"], state["quality"], state["mode"])
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", None)

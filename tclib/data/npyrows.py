@@ -87,7 +87,7 @@ class NpyRows:
             j = i + 1
             while j < len(rows) and rows[j] == rows[j - 1] + 1 and positions[j] == positions[j - 1] + 1:
                 j += 1
-            self._read_into(memoryview(flat[positions[i]:positions[i] + j - i]).cast("B"), int(rows[i]))
+            self._read_into(flat[positions[i]:positions[i] + j - i].data.cast("B"), int(rows[i]))
             i = j
 
     def _read_into(self, buffer: memoryview, row: int) -> None:
@@ -149,7 +149,7 @@ class NpyRows:
         return {"path": str(self.path), "mode": self.mode}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"], state["mode"])
+        type(self).__init__(self, state["path"], state["mode"])
 
     def __del__(self) -> None:
         file = getattr(self, "_file", None)

@@ -7,6 +7,7 @@ import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.pool import AsyncResult
 from typing import TypeVar
 
 from ..progress import progress
@@ -53,7 +54,7 @@ def parallel_map(function: Callable[[Task], Result], tasks: Sequence[Task], work
 
 def _windowed(pool, function: Callable[[Task], Result], tasks: Sequence[Task], window: int) -> Iterator[Result]:
     """The results of `tasks` in order, at most `window` of them given out to the pool at a time."""
-    pending = deque()
+    pending: deque[AsyncResult[Result]] = deque()
     for task in tasks:
         pending.append(pool.apply_async(function, (task,)))
         if len(pending) >= window:

@@ -127,7 +127,9 @@ def _write_annotations(root: Path, plans: list[VideoPlan], n_train: int) -> None
 def _sentences(plans: list[VideoPlan]) -> tuple[list[dict], list[dict], list[list[str]]]:
     """MSR-VTT's sentences, the relevant seconds of each, and the test csv's rows (one caption per
     test video), numbered across all videos."""
-    sentences, relevance, test_rows = [], [], []
+    sentences: list[dict] = []
+    relevance: list[dict] = []
+    test_rows: list[list[str]] = []
     for plan in plans:
         for k, (scene, caption) in enumerate(plan.captions):
             sen_id = len(sentences)

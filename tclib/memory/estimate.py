@@ -177,7 +177,7 @@ class MemoryEstimate:
     @property
     def peak_moment(self) -> str:
         moments = self.moments()
-        return max(moments, key=moments.get)
+        return max(moments, key=moments.__getitem__)
 
     def rows(self) -> list[tuple[str, int]]:
         """(part, bytes) in the order the table shows them, the peak last."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -13,6 +13,13 @@ from ..errors import CheckpointError
 from ..files import atomic_path
 
 PICKLE_MARK = b"\x80"  # the protocol opcode every pickle of protocol 2 or later starts with
+
+
+@runtime_checkable
+class AdaptsStateDict(Protocol):
+    """A model that reads the reference code's files (a teacher, the student): their keys renamed to its own."""
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
 
 
 def save_checkpoint(obj: Any, path: str | Path) -> Path:
@@ -65,21 +72,21 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
     file, the keys and both shapes; nothing is loaded then.
     """
     checkpoint = read_checkpoint(path)
-    state = checkpoint
+    state: Any = checkpoint  # what the file holds, checked below
     if isinstance(checkpoint, dict):  # tclib's training checkpoints hold "model"; X-Pool's trainer "state_dict"
         state = checkpoint.get("model", checkpoint.get("state_dict", checkpoint))
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     as_read = state
-    if hasattr(model, "adapt_state_dict"):  # a released checkpoint may use other key names
+    if isinstance(model, AdaptsStateDict):  # a released checkpoint may use other key names
         state = model.adapt_state_dict(state)
     ours = model.state_dict()
     missing = sorted(set(ours) - set(state))
     unexpected = sorted(set(state) - set(ours))
     wrong_shape = sorted(k for k in set(ours) & set(state) if ours[k].shape != state[k].shape)
     if missing or unexpected or wrong_shape:
-        in_file = file_key_names(model, as_read) if hasattr(model, "adapt_state_dict") else {}
+        in_file = file_key_names(model, as_read) if isinstance(model, AdaptsStateDict) else {}
         unexpected = sorted(in_file.get(k, k) for k in unexpected)  # as the file names them
         wrong_shape = [f"{in_file[k]} {tuple(state[k].shape)} (model {k} {tuple(ours[k].shape)})" if k in in_file
                        else f"{k} {tuple(state[k].shape)} (model {tuple(ours[k].shape)})" for k in wrong_shape]
@@ -89,7 +96,7 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def file_key_names(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, str]:
+def file_key_names(model: AdaptsStateDict, state: dict[str, torch.Tensor]) -> dict[str, str]:
     """{our name: the file's name} for every key that `model.adapt_state_dict` renames on its own."""
     names = {}
     for key, value in state.items():

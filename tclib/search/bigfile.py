@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, ParamsError
 from ..files import atomic_path, write_text
 
 WHITESPACE = re.compile(r"\s")
@@ -100,12 +100,14 @@ def export_split(P, run: str | None, seed: int | None, out: str | Path, device: 
     from .model import student_spec
 
     data = prepared_data(P)
-    spec = student_spec(P, run, seed, data)
+    spec = student_spec(P, run, seed, data)  # a ParamsError when the data is not prepared
+    if data is None:
+        raise ParamsError(f"the data of {P.exp} is not prepared: run its 01_data_prep (or tclib reproduce) first")
     test = test_set(P, data)
     student = load_student(P, data, prepared_teachers(P, data), spec.run, spec.seed)
-    device = torch.device(device)
-    video = video_features(student, test, P.eval_batch_size, device).numpy()
-    text = encode_texts(student.encode_text, test.tokens, P.eval_batch_size, device).numpy()
+    on = torch.device(device)
+    video = video_features(student, test, P.eval_batch_size, on).numpy()
+    text = encode_texts(student.encode_text, test.tokens, P.eval_batch_size, on).numpy()
     out = Path(out)
     queries = [f"q{i}" for i in range(len(text))]
     write_bigfile(out / "videos", list(test.video_ids), video)

@@ -107,7 +107,10 @@ def model_of(args: argparse.Namespace):
     if args.split is not None and args.params is None:
         raise TclibError("--split takes a split of a params file: give --params")
     P = load_params(args.params) if args.params is not None else None
-    return (exported_spec(student) if student is not None else student_spec(P, args.run, args.seed)), P
+    if student is not None:
+        return exported_spec(student), P
+    assert P is not None  # checked above: without --student there is --params
+    return student_spec(P, args.run, args.seed), P
 
 
 def run_index(args: argparse.Namespace) -> int:

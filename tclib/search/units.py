@@ -27,6 +27,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ COLUMNS = ["key", "video_id", "path", "start", "end", "clock", "size", "sha256"]
 CLOCKS = {"": "a whole video, sampled as the reference samples it",
           "sampler": "a data set's clip: start and end in the reference sampler's seconds (int(fps) frames each)",
           "player": "a moment: start and end in seconds as a player shows them"}
+UnitRow: TypeAlias = Any  # a row of a units table from DataFrame.itertuples: a namedtuple of COLUMNS
 MORE_VIDEO_EXTENSIONS = (".mpg", ".mpeg", ".ts", ".flv", ".3gp", ".wmv", ".ogv", ".mxf")
 # how containers begin: (offset, bytes); a file of another extension is a video when it begins so
 CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (8, b"AVI "), (0, b"OggS"), (0, b"\x00\x00\x01\xba"),
@@ -87,7 +89,8 @@ def folder_videos(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise CollectionError(f"videos folder not found: {folder}")
-    videos, others = [], []
+    videos: list[str] = []
+    others: list[str] = []
     for directory, subdirs, files in os.walk(folder, followlinks=True):
         subdirs.sort()
         for name in sorted(files):
@@ -187,6 +190,7 @@ def durations(collection: Collection, workers: int) -> dict[str, VideoLength]:
     out = {}
     for path, length, reason in parallel_map(probe, tasks, workers, "read video lengths", min_bar=16):
         if reason is None:
+            assert length is not None  # probe() gives a length or a reason
             out[path] = length
         else:
             collection.failures[path] = reason
@@ -202,7 +206,7 @@ def moment_key(video_id: str, start: float, end: float) -> str:
     return f"{video_id}@{seconds_text(start)}-{seconds_text(end)}"
 
 
-def moment_row(video: tuple, start: float, end: float) -> tuple:
+def moment_row(video: UnitRow, start: float, end: float) -> tuple:
     """A units row of a moment [start, end) of `video` (a units row), its times kept to the millisecond."""
     start = round(float(start), 3)
     end = max(round(float(end), 3), start + 0.001)
@@ -274,15 +278,15 @@ class VideoNames:
     (with or without its extension), or a bare file name (with or without it) when only one video has it."""
 
     def __init__(self, units: pd.DataFrame) -> None:
-        self.by_path: dict[str, tuple] = {}
-        self.by_file: dict[str, list[tuple]] = {}
+        self.by_path: dict[str, UnitRow] = {}
+        self.by_file: dict[str, list[UnitRow]] = {}
         for video in units.itertuples(index=False):
             for name in (Path(video.path).as_posix(), video.video_id):
                 self.by_path[name] = video
             for name in {Path(video.path).name, Path(video.video_id).name}:
                 self.by_file.setdefault(name, []).append(video)
 
-    def find(self, name: str) -> tuple[tuple | None, str]:
+    def find(self, name: str) -> tuple[UnitRow | None, str]:
         """(the video, "") or (None, why no single video has this name)."""
         name = Path(name).as_posix().removeprefix("./")
         if name in self.by_path:
@@ -381,6 +385,11 @@ def unit_frames(path: str, sampling: Sampling, start: float | None, end: float |
     """A unit's frames padded to max_frames, and their mask: a moment's at its real times, a whole video or
     a data set's clip as the reference samples it."""
     if clock == "player":
+        if start is None or end is None:
+            raise CollectionError(f"{path}: a moment without its start and end times")
         return pad_frames(read_moment_frames(path, sampling, start, end), sampling.max_frames)
-    whole = start is None or pd.isna(start)
-    return read_padded_frames(path, sampling, None if whole else int(start), None if whole else int(end))
+    if start is None or pd.isna(start):
+        return read_padded_frames(path, sampling)
+    if end is None:
+        raise CollectionError(f"{path}: a clip with a start time ({start}) but no end time")
+    return read_padded_frames(path, sampling, int(start), int(end))

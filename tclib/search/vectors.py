@@ -158,7 +158,10 @@ def tune(stored: ShardVectors, index, choice: IndexChoice, queries: np.ndarray, 
         following = max(choice.breadth + 1, round(choice.breadth * step))
         if recall >= target or following > limit:
             return choice, recall
-        choice = replace(choice, **{"ef_search" if choice.kind == "hnsw" else "nprobe": following})
+        if choice.kind == "hnsw":
+            choice = replace(choice, ef_search=following)
+        else:
+            choice = replace(choice, nprobe=following)
 
 
 def set_breadth(index, choice: IndexChoice) -> None:

@@ -94,6 +94,7 @@ def attention_of(index: Index, key: str) -> Figure:
     if student.afa is None:
         weights, label = mask / max(1, mask.sum()), "mean pooling (no AFA)"
     else:
+        assert logits is not None  # a student with AFA gives its logits
         weights = student.afa.aggregation_weights(logits, torch.from_numpy(mask[None]).to(index.device))[0]
         weights, label = weights.cpu().numpy(), f"{index.spec.run} AFA"
     return attention_figure([{"frames": frames, "mask": mask, "video_id": moment_label(row), "caption": row.path,

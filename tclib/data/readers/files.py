@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 
@@ -17,6 +17,9 @@ from tclib.errors import DataError
 from tclib.files import read_json
 
 log = logging.getLogger(__name__)
+
+# one row of a split: video_id, caption (None for a video without captions), start, end (None: the whole video)
+Row: TypeAlias = tuple[str, str | None, int | None, int | None]
 
 ANNOTATIONS_FOLDER = "Annotations"
 
@@ -148,7 +151,7 @@ def json_captions(json_path: Path, csv_path: Path, expand_sentences: bool = True
     return pd.DataFrame({"video_id": unique_ids, "caption": [first[v] for v in unique_ids]})
 
 
-def rows_table(rows: list[tuple[str, str | None, int | None, int | None]]) -> pd.DataFrame:
+def rows_table(rows: Sequence[Row]) -> pd.DataFrame:
     """Rows (video_id, caption, start, end) as a DataFrame with nullable integer times."""
     df = pd.DataFrame(rows, columns=["video_id", "caption", "start", "end"], dtype=object)
     df["start"] = pd.array(df["start"].tolist(), dtype="Int64")

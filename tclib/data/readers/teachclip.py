@@ -15,6 +15,7 @@ from .base import AnnotationReader
 from .didemo import DiDeMoReader
 from .files import (
     ANNOTATIONS_FOLDER,
+    Row,
     locate,
     nonempty_text,
     read_id_list,
@@ -108,6 +109,6 @@ class TeachclipReader(AnnotationReader):
         else:
             log.info("no query file %s: %s is read as a gallery without captions", query_path, split)
         queried = {vid for vid, _ in pairs}
-        rows = [(vid, text, start, end) for vid, text in pairs]
+        rows: list[Row] = [(vid, text, start, end) for vid, text in pairs]
         rows += [(vid, None, start, end) for vid in dict.fromkeys(gallery) if vid not in queried]
         return rows_table(rows)
