@@ -13,9 +13,10 @@ reproduce: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-# ruff (pyflakes, syntax errors, bugbear, import order, pyupgrade; configured in pyproject.toml).
+# ruff (pyflakes, syntax errors, bugbear, import order, pyupgrade) and mypy on tclib/, both configured in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check tclib tests benchmarks tools
+	$(BIN)/mypy
 
 # Every experiment's metrics beside the published numbers: results/tables/tables.md (notebook 07).
 tables: $(STAMP)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def clean(params_files: list[str | Path], dry_run: bool = False) -> CleanReport:
+def clean(params_files: Sequence[str | Path], dry_run: bool = False) -> CleanReport:
     """Remove (or with `dry_run`, list) the stage folders that none of `params_files` refers to."""
     report = CleanReport()
     wanted: dict[Path, set[Path] | None] = {}  # None: leave the experiment alone

@@ -24,7 +24,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,7 @@ class MigrationReport:
     problems: list[str] = field(default_factory=list)  # stages with several candidate folders, experiments left alone
 
 
-def migrate(params_files: list[str | Path], dry_run: bool = False) -> MigrationReport:
+def migrate(params_files: Sequence[str | Path], dry_run: bool = False) -> MigrationReport:
     """Adopt (or with `dry_run`, list) the earlier-rule folders of every stage of `params_files`."""
     report = MigrationReport()
     for path in params_files:

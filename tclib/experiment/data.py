@@ -91,6 +91,7 @@ def prepared_data(P: Params) -> Data | None:
     train, test = read_splits(P)
     videos = video_specs(train, test)
     stage = frames_stage(P, videos)
+    cache: FrameCache | DecodedFrames
     if P.frame_cache:
         if not (stage.directory / "manifest.json").is_file():
             return None

@@ -3,6 +3,8 @@ once -> results/<exp>/metrics.csv, table.md and ranks.csv."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 
 from ..analysis import correct_ranks
 from ..evaluate import INFERENCES, metrics_of, similarity_matrix
+from ..models import CLIP4Clip, Teacher
 from ..params import Params
 from ..train import resolve_device
 from .data import Data, test_set
@@ -47,11 +50,12 @@ def evaluate_all(P: Params, data: Data, out_dir: Path | None = None) -> pd.DataF
     return metrics
 
 
-def models(P: Params, data: Data) -> list:
+def models(P: Params, data: Data) -> list[tuple[str, str, int | None, Callable[[], CLIP4Clip | Teacher]]]:
     """(label, run or teacher, seed, loader) of every student run and seed, then every teacher and seed."""
     teachers = prepared_teachers(P, data)
-    out = [(parse_run(run).label, run, seed, lambda r=run, s=seed: load_student(P, data, teachers, r, s))
-           for run in P.runs for seed in student_seeds(P, run)]
-    out += [(teacher_label(name), name, seed, lambda t=teacher: load_teacher(P, data, t))
+    out: list[tuple[str, str, int | None, Callable[[], CLIP4Clip | Teacher]]] = [
+        (parse_run(run).label, run, seed, partial(load_student, P, data, teachers, run, seed))
+        for run in P.runs for seed in student_seeds(P, run)]
+    out += [(teacher_label(name), name, seed, partial(load_teacher, P, data, teacher))
             for (name, seed), teacher in teachers.items()]
     return out

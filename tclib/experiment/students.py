@@ -100,6 +100,7 @@ def student_seeds(P: Params, run: str) -> list[int | None]:
 def load_student(P: Params, data: Data, teachers: Teachers, run: str, seed: int | None) -> CLIP4Clip:
     """A trained student, or the file student_checkpoints gives for `run` (reference key names accepted)."""
     student = new_student(P, data, run)
+    path: str | Path
     if run in P.student_checkpoints:
         path = P.student_checkpoints[run]
     else:
@@ -134,6 +135,7 @@ def train_student(P: Params, data: Data, teachers: Teachers, run: str, seed: int
     """Train one run for one seed into `directory`/run (in each process when launched by torchrun)."""
     spec = parse_run(run)
     device = resolve_device(P.device)
+    objective: TeachingObjective | ContrastiveObjective
     if spec.coarse:
         scores = teacher_scores(P, data, [teachers[(t, seed)] for t in spec.teachers_of(P.teachers)], device)
         objective = TeachingObjective(scores, P.coarse_method, P.fine_method, use_fine=spec.fine,

@@ -8,6 +8,7 @@ its text and video features on the training set cached in the teacher's folder:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,14 +64,14 @@ class TeacherInputs(StageInputs):
 
 
 def teacher_inputs(P: Params, ids: Identities, name: str, seed: int) -> TeacherInputs:
-    common = dict(format=MODEL_FORMAT, teacher=name, backbone=ids.backbone, max_words=P.max_words,
-                  max_frames=P.max_frames, temporal_layers=P.temporal_layers,
-                  mask_padded_frames=P.mask_padded_frames, options=P.teacher_options.get(name, {}))
+    common = TeacherInputs(format=MODEL_FORMAT, teacher=name, backbone=ids.backbone, max_words=P.max_words,
+                           max_frames=P.max_frames, temporal_layers=P.temporal_layers,
+                           mask_padded_frames=P.mask_padded_frames, options=P.teacher_options.get(name, {}))
     checkpoint = P.teacher_checkpoints.get(name, "")
     if checkpoint:
-        return TeacherInputs(**common, checkpoint=content_signature(checkpoint))
-    return TeacherInputs(**common, seed=seed, train_data=ids.train,
-                         training=training_inputs(P, P.teacher_epochs, P.teacher_lr))
+        return dataclasses.replace(common, checkpoint=content_signature(checkpoint))
+    return dataclasses.replace(common, seed=seed, train_data=ids.train,
+                               training=training_inputs(P, P.teacher_epochs, P.teacher_lr))
 
 
 def teacher_stage(P: Params, data: Data, name: str, seed: int) -> Stage:
