@@ -52,16 +52,17 @@ from pathlib import Path
 
 import yaml
 
-from . import preflight
 from .errors import StageError, TclibError
 from .files import temporary_path, write_text
 from .lock import experiment_lock
-from .params import load_params, read_params_file
 from .progress import BATCH_ENV
 from .project import ROOT_ENV, project_root, relative_to_root, resolve_path
 from .runlog import LOG_FORMAT, Console, Lines, run_log
 
 log = logging.getLogger("tclib")
+
+# What a command needs beyond the parser (params, preflight, the models) is imported by its handler, so
+# that `tclib --help` and a mistyped command answer without loading torch.
 
 DEFAULT_NOTEBOOKS = Path("notebooks")
 RUN_PARAMS = "params.yaml"  # results/<exp>/params.yaml: the params of the last run, which its notebooks read
@@ -75,6 +76,9 @@ def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, overrid
     Holds the experiment's lock for the whole run (LockedError, or with `wait` queue behind the
     holder). A failing notebook raises StageError after its executed copy is saved.
     """
+    from . import preflight
+    from .params import load_params
+
     params = load_params(params_file, overrides)
     notebooks = experiment_notebooks(Path(resolve_path(str(notebooks_dir))))
     if not notebooks:
@@ -129,6 +133,8 @@ def tables(notebooks_dir: Path = DEFAULT_NOTEBOOKS, out_dir: str = "results/tabl
 def write_run_params(params_file: str, overrides: dict | None, exp_dir: Path) -> Path:
     """results/<exp>/params.yaml: the params file's mapping with the overrides, which the notebooks of
     this run read (an executed notebook run again in JupyterLab reads it too)."""
+    from .params import read_params_file
+
     values = {**read_params_file(params_file), **(overrides or {})}
     path = exp_dir / RUN_PARAMS
     header = f"# The params of the last `tclib reproduce` of this experiment: {params_file}"
@@ -236,6 +242,7 @@ def _parse_options(pairs: list[str] | None) -> dict[str, str]:
 
 def _run_memory(args: argparse.Namespace) -> int:
     from .memory import gpu_memory, parse_bytes, report
+    from .params import load_params
 
     params = load_params(args.params)
     lines, fits = report(params, parse_bytes(args.gpu_memory) if args.gpu_memory else gpu_memory(params))

@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_type_hints
 
-import torch
 import yaml
 
 from .data.framecache import Storage
@@ -117,7 +117,11 @@ class Params:
     plot_video_ids: Annotated[list[str], "a list of video ids (strings)"] = field(default_factory=list)  # ...or of these test videos, by id
 
     def __post_init__(self) -> None:
-        check_values(self, source="<params>")
+        """Every Params is built here (from_mapping, replace() and Params(**values) alike): values coerced
+        to their field's type where the schema allows it, then checked."""
+        problems = settle(self, source="<params>")
+        if problems:
+            raise ParamsError("\n".join(problems))
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -133,11 +137,10 @@ class Params:
         if unknown:
             problems.append(f"{source}: unknown params key(s) {', '.join(map(repr, unknown))}; "
                             f"known keys are listed in tclib/params.py")
-        params = cls.__new__(cls)
+        params = cls.__new__(cls)  # filled as __init__ fills it, checked naming `source` with the unknown keys
         for name, f in fields.items():
-            value = coerce(values[name], base(field_types()[name])) if name in values else _default(f)
-            object.__setattr__(params, name, value)
-        problems += value_problems(params, source)
+            object.__setattr__(params, name, values[name] if name in values else _default(f))
+        problems += settle(params, source)
         if problems:
             raise ParamsError("\n".join(problems))
         return params
@@ -204,11 +207,13 @@ SEED_LIMIT = 2**32  # numpy's seeds are 0 <= seed < 2**32
 _UNSET = object()
 
 
-def check_values(params: Params, source: str) -> None:
-    """Raise one ParamsError listing every problem of `params` (see `value_problems`), one per line."""
-    problems = value_problems(params, source)
-    if problems:
-        raise ParamsError("\n".join(problems))
+def settle(params: Params, source: str) -> list[str]:
+    """Coerce each value of `params` (being built) to its field's type where the schema allows it (an
+    int where a float is expected, null as an empty string or mapping); then every problem left (see
+    `value_problems`)."""
+    for name, hint in field_types().items():
+        object.__setattr__(params, name, coerce(getattr(params, name), base(hint)))
+    return value_problems(params, source)
 
 
 def value_problems(params: Params, source: str) -> list[str]:
@@ -359,14 +364,15 @@ def _is_nonfinite(value: float) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
 
+# torch.device's grammar (c10/core/Device.cpp): a device type, then optionally ":" and an index without
+# leading zeros. Checked here without importing torch, so that reading params stays light.
+DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga", "maia",
+                "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone")
+DEVICE = re.compile(rf"(?:{'|'.join(DEVICE_TYPES)})(?::(?:0|[1-9][0-9]*))?")
+
+
 def _is_device(device: str) -> bool:
-    if device == "auto":
-        return True
-    try:
-        torch.device(device)
-    except (RuntimeError, ValueError):
-        return False
-    return True
+    return device == "auto" or DEVICE.fullmatch(device) is not None
 
 
 def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:

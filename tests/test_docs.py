@@ -158,3 +158,14 @@ def test_tclib_subcommands_in_code_exist():
 ])
 def test_slug_follows_githubs_rule(heading, anchor):
     assert slug(heading) == anchor
+
+
+def test_the_version_follows_the_changelog():
+    import tomllib
+
+    import tclib
+
+    newest = re.search(r"^## (\d+\.\d+\.\d+) - \d{4}-\d{2}-\d{2}$", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert newest is not None, "CHANGELOG.md: no '## X.Y.Z - date' entry"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == tclib.__version__ == newest.group(1)

@@ -1,6 +1,7 @@
 """Params files: validation errors name the file and the key, every problem at once, one line each;
 every shipped file loads."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,16 @@ def test_params_built_directly_are_checked_the_same_way():
                                               "<params>: params key 'lr' must be > 0, got 0.0"]
 
 
+def test_params_built_directly_equal_those_read_from_a_mapping():
+    """Params(**values) and Params.from_mapping(values) are one constructor: the same values (an int where
+    a float is expected made a float, null an empty string or mapping), so the same stage fingerprints."""
+    values = {"lr": 1, "videos_dir": None, "teacher_options": None, "epochs": 2}
+    direct, mapped = Params(**values), Params.from_mapping(values)
+    assert direct == mapped and direct.lr == 1.0 and isinstance(direct.lr, float)
+    assert direct.values(["lr", "videos_dir"]) == [1.0, ""] and direct.teacher_options == {}
+    assert dataclasses.replace(mapped, lr=2).lr == 2.0  # replace() builds through the same path
+
+
 @pytest.mark.parametrize("line,why", [
     ("frame_cache_format: png", "must be one of ('raw', 'jpeg'), got 'png'"),
     ("coarse_method: kl", "must be one of ('pear', 'ce', 'l1'), got 'kl'"),
@@ -225,3 +236,29 @@ def test_every_default_has_the_type_of_its_annotation():
     defaults = Params()
     assert {name: type_problem(getattr(defaults, name), hint) for name, hint in field_types().items()} == \
         dict.fromkeys(Params.field_names())
+
+
+def test_the_device_check_is_torch_devices_own_and_the_help_loads_no_torch():
+    import subprocess
+    import sys
+    import warnings
+
+    import torch
+
+    from tclib.params import DEVICE_TYPES, _is_device
+
+    names = ["cpu", "cuda", "cuda:0", "cuda:1", "cuda:10", "cpu:0", "xpu:2", "cuda:01", "cuda:-1", "cuda:x",
+             "CUDA", "gpu", " cuda", "cuda ", "cuda:", "", "cuda:1:2", "cuda0", "tpu", *DEVICE_TYPES]
+    for name in names:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # mkldnn's deprecation
+                torch.device(name)
+            accepted = True
+        except (RuntimeError, ValueError):
+            accepted = False
+        assert _is_device(name) == accepted, name
+    # the command line's help loads no torch (each command imports what it needs)
+    code = ("import sys; from tclib.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'open_clip')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -14,7 +14,6 @@ import pandas as pd
 from ..errors import TclibError
 from ..files import write_text
 from ..lock import experiment_lock
-from ..params import load_params
 
 
 def add_commands(commands) -> None:
@@ -106,6 +105,8 @@ def model_of(args: argparse.Namespace):
         raise TclibError("--run and --seed pick a student of --params; --student names one already")
     if args.split is not None and args.params is None:
         raise TclibError("--split takes a split of a params file: give --params")
+    from ..params import load_params
+
     P = load_params(args.params) if args.params is not None else None
     if student is not None:
         return exported_spec(student), P
@@ -210,6 +211,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ..params import load_params
     from .bigfile import export_index, export_split
     from .exported import export_student
 
