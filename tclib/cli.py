@@ -1,6 +1,6 @@
 """Command line: `tclib reproduce params/<exp>.yaml` runs the notebooks of the pipeline with papermill.
 
-The params (with any overrides) are validated, written to results/<exp>/params.yaml, and each
+The params are validated, written to results/<exp>/params.yaml, and each
 notebook runs with `params` pointing at that file; the executed copies go to
 results/<exp>/notebooks/, and what the notebooks publish (metrics.csv, table.md, attention.png, ...)
 to results/<exp>/ (the kernels run with TCLIB_BATCH=1, see tclib.notebook). Stages whose outputs
@@ -69,8 +69,7 @@ RUN_PARAMS = "params.yaml"  # results/<exp>/params.yaml: the params of the last 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, overrides: dict | None = None,
-              wait: bool = False) -> Path:
+def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, wait: bool = False) -> Path:
     """Run every notebooks/NN_*.ipynb in order for one params file; returns results/<exp>/.
 
     Holds the experiment's lock for the whole run (LockedError, or with `wait` queue behind the
@@ -79,7 +78,7 @@ def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, overrid
     from . import preflight
     from .params import load_params
 
-    params = load_params(params_file, overrides)
+    params = load_params(params_file)
     notebooks = experiment_notebooks(Path(resolve_path(str(notebooks_dir))))
     if not notebooks:
         raise TclibError(f"no notebooks NN_*.ipynb found in {notebooks_dir}")
@@ -87,7 +86,7 @@ def reproduce(params_file: str, notebooks_dir: Path = DEFAULT_NOTEBOOKS, overrid
     with experiment_lock(params.exp_dir, wait=wait), run_log(params.exp_dir / "logs") as console:
         out_dir = params.exp_dir / "notebooks"
         out_dir.mkdir(parents=True, exist_ok=True)
-        run_params = write_run_params(params_file, overrides, params.exp_dir)
+        run_params = write_run_params(params_file, params.exp_dir)
         environment = {BATCH_ENV: "1", ROOT_ENV: str(project_root())}
         for notebook in notebooks:
             start = time.perf_counter()
@@ -130,15 +129,14 @@ def tables(notebooks_dir: Path = DEFAULT_NOTEBOOKS, out_dir: str = "results/tabl
     return out
 
 
-def write_run_params(params_file: str, overrides: dict | None, exp_dir: Path) -> Path:
-    """results/<exp>/params.yaml: the params file's mapping with the overrides, which the notebooks of
-    this run read (an executed notebook run again in JupyterLab reads it too)."""
+def write_run_params(params_file: str, exp_dir: Path) -> Path:
+    """results/<exp>/params.yaml: the params file's mapping, which the notebooks of this run read (an
+    executed notebook run again in JupyterLab reads it too)."""
     from .params import read_params_file
 
-    values = {**read_params_file(params_file), **(overrides or {})}
+    values = read_params_file(params_file)
     path = exp_dir / RUN_PARAMS
-    header = f"# The params of the last `tclib reproduce` of this experiment: {params_file}"
-    header += " with overrides\n" if overrides else "\n"
+    header = f"# The params of the last `tclib reproduce` of this experiment: {params_file}\n"
     write_text(path, header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
     return path
 

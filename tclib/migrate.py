@@ -122,8 +122,7 @@ class Migration:
         data = data_of(P, train, test, cache, stage, clip_pretrained)
         earlier = Identities(earlier_frames, train_fingerprint(earlier_frames, data.train), self.earlier_backbone())
         if P.pretrain_steps > 0:
-            backbone = backbone_stage(P)
-            self.stage("backbone", backbone, self.earlier_backbone_inputs())
+            self.stage("backbone", backbone_stage(P), self.earlier_backbone_inputs())
         today = prepared_teachers(P, data)
         teachers = {(name, seed): self.teacher(data, earlier, name, seed) for name in P.teachers for seed in P.seeds}
         for run in P.runs:
@@ -185,13 +184,13 @@ class Migration:
         stage = teacher_stage(P, data, name, seed)
         found = self.stage(f"teachers/{name}/seed{seed}", stage, inputs)
         key = features_key(earlier)
-        was = (found or stage.directory) / "features" / key  # where it lay
-        now = (found if found is not None and self.dry_run else stage.directory) / "features" / key
+        named = (found or stage.directory) / "features" / key  # as the earlier rule named it
+        lies = (found if found is not None and self.dry_run else stage.directory) / "features" / key  # now
         own = stage.directory / "features" / features_key(data.ids)
-        if not (own / MANIFEST).is_file() and (now / MANIFEST).is_file():
-            self.report.adopted.append(Adoption(f"teacher-features/{name}/seed{seed}", was, own))
+        if not (own / MANIFEST).is_file() and (lies / MANIFEST).is_file():
+            self.report.adopted.append(Adoption(f"teacher-features/{name}/seed{seed}", named, own))
             if not self.dry_run:
-                adopt_features(now, own, earlier.backbone, data.ids.backbone)
+                adopt_features(lies, own, earlier.backbone, data.ids.backbone)
         if found is not None:
             return found.name
         return read_record(stage.directory).get("info", {}).get("adopted_from") or Stage(stage.base, inputs).fingerprint

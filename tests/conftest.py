@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tclib.cli import reproduce
 from tclib.data import Sampling, read_padded_frames, write_synthetic_msrvtt
@@ -21,6 +22,13 @@ def small_demo() -> dict:
     return dict(exp="small", results_dir="results", data_root="data", synthetic_train_videos=16,
                 synthetic_test_videos=8, decode_workers=1, seeds=[0, 1], pretrain_steps=4, pretrain_batch_size=32,
                 epochs=1, teacher_epochs=1, batch_size=8, plot_videos=2)
+
+
+def small_params(project: Path) -> Path:
+    """params/small.yaml of a project: its demo.yaml with small_demo()'s values."""
+    params = project / "params" / "small.yaml"
+    params.write_text(yaml.safe_dump({**yaml.safe_load((project / "params" / "demo.yaml").read_text()), **small_demo()}))
+    return params
 
 
 def new_project(folder: Path) -> Path:
@@ -41,7 +49,8 @@ def demo_run(tmp_path_factory):
     before = Path.cwd()
     os.chdir(project)
     try:
-        exp_dir = reproduce("params/demo.yaml", Path("notebooks"), small_demo())
+        small_params(project)
+        exp_dir = reproduce("params/small.yaml", Path("notebooks"))
         params = load_params("params/demo.yaml", small_demo())
     finally:
         os.chdir(before)

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-from conftest import GOLDEN, new_project, small_demo
+from conftest import GOLDEN, new_project, small_demo, small_params
 
 from tclib.clean import stage_folders
 from tclib.data.npyrows import NpyRows
@@ -82,15 +82,6 @@ def earlier_folders() -> set[str]:
     folders = {str(p.parent.relative_to(EARLIER)) for p in EARLIER.rglob("stage.json")}
     folders |= {str(p.parent.relative_to(EARLIER)) for p in EARLIER.glob("frames/*/manifest.json")}
     return folders | {str(p.parent.relative_to(EARLIER)) for p in EARLIER.glob("teachers/*/*/features/*/manifest.json")}
-
-
-def small_params(project: Path) -> Path:
-    """The small demo's params as one file (what `tclib migrate` and `tclib clean` are given)."""
-    import yaml
-
-    params = project / "params" / "small.yaml"
-    params.write_text(yaml.safe_dump({**yaml.safe_load((project / "params" / "demo.yaml").read_text()), **small_demo()}))
-    return params
 
 
 def adoptions(report, exp_dir: Path) -> dict[str, str]:
