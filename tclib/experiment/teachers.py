@@ -108,13 +108,14 @@ Teachers = dict[tuple[str, int], PreparedTeacher]  # by (name, seed)
 def prepared_teachers(P: Params, data: Data) -> Teachers:
     """02's result read back without building anything (as prepared_data reads 01's): every teacher
     and seed of the params, prepared or not (`finished`)."""
-    out = {}
-    for name in P.teachers:
-        for seed in P.seeds:
-            stage = teacher_stage(P, data, name, seed)
-            out[(name, seed)] = PreparedTeacher(name, seed, stage.directory, stage.fingerprint,
-                                                stage.directory / "features" / features_key(data.ids))
-    return out
+    return {(name, seed): prepared_teacher(teacher_stage(P, data, name, seed), name, seed, data.ids)
+            for name in P.teachers for seed in P.seeds}
+
+
+def prepared_teacher(stage: Stage, name: str, seed: int, ids: Identities) -> PreparedTeacher:
+    """The teacher of `stage`: its folder, fingerprint and the feature cache of the training set `ids` names."""
+    return PreparedTeacher(name, seed, stage.directory, stage.fingerprint,
+                           stage.directory / "features" / features_key(ids))
 
 
 def new_teacher(P: Params, data: Data, name: str) -> Teacher:
@@ -136,15 +137,17 @@ def prepare_teachers(P: Params, data: Data) -> Teachers:
     teacher_mode: cached) cache its features on the training set."""
     device = resolve_device(P.device)
     dataset = train_dataset(P, data)
-    teachers = prepared_teachers(P, data)
-    for (name, seed), prepared in teachers.items():
-        stage = teacher_stage(P, data, name, seed)
-        model = None
-        if not stage.finished():
-            stage.begin()
-            model = make_teacher(P, data, name, seed, dataset, stage)
-        if P.teacher_mode == "cached":
-            cache_teacher_features(P, data, prepared, dataset, model, device)
+    teachers = {}
+    for name in P.teachers:
+        for seed in P.seeds:
+            stage = teacher_stage(P, data, name, seed)
+            teachers[(name, seed)] = prepared = prepared_teacher(stage, name, seed, data.ids)
+            model = None
+            if not stage.finished():
+                stage.begin()
+                model = make_teacher(P, data, name, seed, dataset, stage)
+            if P.teacher_mode == "cached":
+                cache_teacher_features(P, data, prepared, dataset, model, device)
     return teachers
 
 
